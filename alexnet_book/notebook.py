@@ -1,0 +1,27 @@
+"""Helpers the chapters share when they run as notebooks (in the book build, Jupyter or Colab)."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["glue", "in_colab"]
+
+
+def in_colab() -> bool:
+    """True when running in Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def glue(name: str, value, display: bool = False):
+    """Store ``value`` under ``name`` for the book's ``{glue}`` roles, and return it.
+
+    In the book build this is myst-nb's ``glue``. Colab and plain Jupyter do not have myst-nb,
+    and the reader there sees the value in the code instead, so without it this only returns
+    ``value``.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=display)
+    return value
