@@ -1,0 +1,125 @@
+"""The per-layer table against what PyTorch produces: hooks, numel() and the flop counter."""
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from alexnet_book import AlexNet, layer_table
+
+# Section 3.5 / Figure 2 as tabulated in PAPER_FACTS.md: output, params, neurons, multiply-adds.
+PAPER_ROWS = {
+    "conv1": ((96, 55, 55), 34_944, 290_400, 105_415_200),
+    "conv2": ((256, 27, 27), 307_456, 186_624, 223_948_800),
+    "conv3": ((384, 13, 13), 885_120, 64_896, 149_520_384),
+    "conv4": ((384, 13, 13), 663_936, 64_896, 112_140_288),
+    "conv5": ((256, 13, 13), 442_624, 43_264, 74_760_192),
+    "fc6": ((4096,), 37_752_832, 4_096, 37_748_736),
+    "fc7": ((4096,), 16_781_312, 4_096, 16_777_216),
+    "fc8": ((1000,), 4_097_000, 1_000, 4_096_000),
+}
+
+SMALL_NETS = [
+    dict(variant="paper", width=1 / 8, input_size=67, num_classes=10),
+    dict(variant="paper", width=1 / 4, input_size=99, num_classes=7, pooling="non-overlapping"),
+    dict(variant="torchvision", width=1 / 8, input_size=64, num_classes=10),
+    dict(variant="paper", width=1 / 8, in_channels=1, input_size=131, groups=1),
+]
+
+
+def _hooked_shapes(model, input_shape):
+    shapes = {}
+    hooks = [module.register_forward_hook(
+        lambda m, args, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
+        for name, module in model.named_modules() if name]
+    with torch.no_grad():
+        model.eval()(torch.zeros(2, *input_shape))
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+def _agrees_with_pytorch(model, table):
+    shapes = _hooked_shapes(model, table.input_shape)
+    modules = dict(model.named_modules())
+    for row in table:
+        assert row.out_shape == shapes[row.name], row.name
+        assert row.params == sum(p.numel() for p in modules[row.name].parameters()), row.name
+    assert table.total_params == sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, *table.input_shape))
+    per_module = counter.get_flop_counts()
+    prefix = type(model).__name__
+    for row in table:
+        flops = sum(per_module.get(f"{prefix}.{row.name}", {}).values())
+        assert flops == 2 * row.macs, row.name  # the counter counts a multiply-add as 2 FLOPs
+    assert counter.get_total_flops() == 2 * table.total_macs
+
+
+def test_paper_table_matches_the_paper_and_pytorch():
+    model = AlexNet("paper")
+    table = layer_table(model)
+    for name, (shape, params, neurons, macs) in PAPER_ROWS.items():
+        row = table[name]
+        assert (row.out_shape, row.params, row.neurons, row.macs) == (shape, params, neurons, macs)
+    assert table["pool5"].out_shape == (256, 6, 6)  # 9,216 values for fc6
+    assert table.total_params == 60_965_224
+    assert table.total_macs == 724_406_816
+    _agrees_with_pytorch(model, table)
+
+
+def test_torchvision_model_itself_goes_through_the_table():
+    model = torchvision.models.alexnet()
+    table = layer_table(model, 224)
+    assert table.total_params == 61_100_840  # torchvision's AlexNet_Weights meta num_params
+    assert table.total_macs == 714_188_480  # 0.71 GFLOPS in torchvision's docs
+    _agrees_with_pytorch(model, table)
+
+
+@pytest.mark.parametrize("options", SMALL_NETS, ids=lambda o: "-".join(map(str, o.values())))
+def test_small_variants_agree_with_pytorch(options):
+    model = AlexNet(**options)
+    _agrees_with_pytorch(model, layer_table(model))
+
+
+def test_specs_by_name_and_by_options():
+    assert layer_table("torchvision").total_params == 61_100_840
+    small = layer_table(dict(width=1 / 8, input_size=67, num_classes=10))
+    assert small.input_shape == (3, 67, 67)
+    assert small["fc8"].out_shape == (10,)
+
+
+def test_other_input_size_for_a_model():
+    table = layer_table(AlexNet("torchvision"), input_size=(256, 320))
+    assert table["conv1"].out_shape == (64, 63, 79)  # (256 + 4 − 11)//4 + 1, (320 + 4 − 11)//4 + 1
+
+
+def test_table_renders_as_text_and_html():
+    table = layer_table("paper")
+    text, html = str(table), table._repr_html_()
+    assert "60,965,224" in text and "724,406,816" in text and "96×55×55" in text
+    assert html.startswith("<table>") and "<th>multiply-adds</th>" in html
+    assert html.count("<tr>") == len(table) + 2  # header, rows, total
+
+
+def test_bad_specs_and_names():
+    with pytest.raises(TypeError, match="variant name"):
+        layer_table(42)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        layer_table("resnet")
+    with pytest.raises(KeyError, match="no layer named 'conv6'"):
+        layer_table("paper")["conv6"]
+    with pytest.raises(ValueError, match="pass input_size"):
+        layer_table(nn.Sequential(nn.Conv2d(3, 4, 3)))
+    with pytest.raises(ValueError, match="at least one nn.Conv2d"):
+        layer_table(nn.Sequential(nn.Linear(3, 4)), 8)
+
+
+def test_mismatched_layers_are_named():
+    broken = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(100, 2))
+    with pytest.raises(ValueError, match=r"layer '2'.*expects 100 inputs .* 8×6×6 = 288"):
+        layer_table(broken, 8)
+    too_small = AlexNet("torchvision")
+    with pytest.raises(ValueError, match="at layer 'pool5'"):
+        layer_table(too_small, 40)
