@@ -160,6 +160,7 @@ class AlexNet(nn.Sequential):
         self.variant = variant
         self.title = spec.title if width == 1 else f"{spec.title}, width ×{width:g}"
         self.input_size = input_size
+        self.min_input_size = _smallest_input(variant, pooling)  # the smallest that fits
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.options = dict(options, width=width, dropout=dropout, init=init)
@@ -196,14 +197,12 @@ class AlexNet(nn.Sequential):
         height, width = x.shape[-2:]
         if VARIANTS[self.variant].adaptive_pool is None and (height, width) != (size, size):
             raise ValueError(_wrong_size_message(self, height, width))
-        if VARIANTS[self.variant].adaptive_pool is not None:
-            smallest = _smallest_input(self.variant, self.options["pooling"])
-            if min(height, width) < smallest:
-                raise ValueError(
-                    f"AlexNet(variant={self.variant!r}) needs inputs of at least "
-                    f"{smallest}×{smallest}, got {height}×{width}; it was built for "
-                    f"{size}×{size}"
-                )
+        smallest = self.min_input_size
+        if VARIANTS[self.variant].adaptive_pool is not None and min(height, width) < smallest:
+            raise ValueError(
+                f"AlexNet(variant={self.variant!r}) needs inputs of at least "
+                f"{smallest}×{smallest}, got {height}×{width}; it was built for {size}×{size}"
+            )
 
 
 def _check_options(num_classes, in_channels, input_size, width, groups, activation, norm,

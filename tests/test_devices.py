@@ -1,0 +1,83 @@
+"""The network on an accelerator (CUDA or Apple MPS): same answers as on the CPU.
+
+Skipped where there is none, as on CI; run them on a GPU machine with
+``pytest -o addopts="" tests/test_devices.py``.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from alexnet_book import AlexNet
+
+
+def _accelerator():
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return None
+
+
+DEVICE = _accelerator()
+pytestmark = pytest.mark.skipif(DEVICE is None, reason="no CUDA or MPS device")
+
+
+@pytest.fixture(autouse=True)
+def exact_fp32():
+    if DEVICE is not None and DEVICE.type == "cuda":
+        previous = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        yield
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+    else:
+        yield
+
+
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+def test_same_outputs_as_on_the_cpu(variant):
+    torch.manual_seed(0)
+    model = AlexNet(variant).eval()
+    x = torch.randn(4, *model.expected_input_shape)
+    with torch.no_grad():
+        expected = model(x)
+        on_device = model.to(DEVICE)(x.to(DEVICE)).cpu()
+    torch.testing.assert_close(on_device, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_channels_last_gives_the_same_outputs():
+    torch.manual_seed(0)
+    model = AlexNet("paper").eval().to(DEVICE)
+    x = torch.randn(4, 3, 227, 227, device=DEVICE)
+    with torch.no_grad():
+        expected = model(x)
+        got = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_bf16_autocast_step_agrees_with_fp32():
+    torch.manual_seed(0)
+    model = AlexNet("paper", width=1 / 4, input_size=131, num_classes=10, dropout=0).to(DEVICE)
+    x = torch.randn(32, 3, 131, 131, device=DEVICE)
+    y = torch.randint(0, 10, (32,), device=DEVICE)
+    fp32_loss = nn.functional.cross_entropy(model(x), y)
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
+        bf16_loss = nn.functional.cross_entropy(model(x), y)
+    torch.testing.assert_close(bf16_loss.float(), fp32_loss, rtol=2e-2, atol=1e-2)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    bf16_loss.backward()
+    optimizer.step()
+    for old, new in zip(before, model.parameters()):
+        assert torch.isfinite(new).all() and not torch.equal(old, new)
+
+
+@pytest.mark.skipif(DEVICE is None or DEVICE.type != "cuda", reason="torch.compile checked on CUDA")
+def test_compiled_model_matches_eager():
+    torch.manual_seed(0)
+    model = AlexNet("paper", width=1 / 4, input_size=131, num_classes=10).eval().to(DEVICE)
+    x = torch.randn(8, 3, 131, 131, device=DEVICE)
+    with torch.no_grad():
+        expected = model(x)
+        got = torch.compile(model)(x)
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4)
