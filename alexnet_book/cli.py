@@ -4,12 +4,19 @@
                          [--width W]
 
 prints the per-layer table (shapes, parameters, neurons, multiply-adds) of the network.
+
+    alexnet-book assignments OUT_DIR [--book book] [--chapter NAME ...] [--tests-url URL]
+
+makes the otter-grader assignments of every chapter that has exercises (see
+``alexnet_book.classroom``): OUT_DIR/<chapter>/student, .../autograder and .../colab.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 
 from .model import VARIANTS, AlexNet
 from .shapes import layer_table
@@ -23,6 +30,37 @@ def _summary(args: argparse.Namespace) -> int:
         options["input_size"] = args.input_size
     model = AlexNet(args.variant, **options)
     print(layer_table(model))
+    return 0
+
+
+def _pages_url(book_dir: Path) -> str | None:
+    """Where GitHub Pages serves the repository named in the book's _config.yml, if any."""
+    config = book_dir.resolve().parent / "_config.yml"
+    if not config.is_file():
+        return None
+    match = re.search(r"https://github\.com/([^/\s]+)/([^/\s]+?)(?:\.git)?/?\s*$",
+                      config.read_text(), flags=re.M)
+    return f"https://{match[1]}.github.io/{match[2]}" if match else None
+
+
+def _assignments(args: argparse.Namespace) -> int:
+    from .classroom import make_assignments  # needs the "classroom" extra (otter-grader)
+
+    book = Path(args.book)
+    tests_url = args.tests_url
+    if tests_url is None and (pages := _pages_url(book)):
+        tests_url = f"{pages}/assignments"
+    results = make_assignments(book, args.out_dir, repo_url=tests_url, chapters=args.chapter)
+    if not results:
+        print(f"no chapter under {book} has an # ASSIGNMENT CONFIG cell", file=sys.stderr)
+        return 1
+    for result in results:
+        print(f"{result.master.stem}: student {result.student_notebook}; "
+              f"autograder {result.autograder_zip}"
+              + (f"; Colab {result.colab_notebook}" if result.colab_notebook else ""))
+    if tests_url:
+        print(f"Colab notebooks fetch their checks from {tests_url}/<chapter>/student/tests: "
+              f"publish {args.out_dir} there.")
     return 0
 
 
@@ -48,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--width", type=float, default=1.0,
                          help="multiplies every layer's kernel count (e.g. 0.125)")
     summary.set_defaults(run=_summary)
+
+    assignments = commands.add_parser(
+        "assignments", help="make otter-grader assignments from the chapters' exercises")
+    assignments.add_argument("out_dir", metavar="OUT_DIR", type=Path,
+                             help="where to write <chapter>/{student,autograder,colab}")
+    assignments.add_argument("--book", default="book", help="folder of the chapters (book)")
+    assignments.add_argument("--chapter", action="append",
+                             help="only this chapter (its name, e.g. output_size); repeatable")
+    assignments.add_argument("--tests-url", default=None,
+                             help="URL where OUT_DIR will be published, from which the Colab "
+                                  "notebooks fetch their checks (default: the GitHub Pages site "
+                                  "of the repository in _config.yml, /assignments)")
+    assignments.set_defaults(run=_assignments)
     return parser
 
 
@@ -55,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as error:  # bad option values: say what and how to fix, no traceback
+    except (ValueError, RuntimeError) as error:  # say what and how to fix, no traceback
         print(f"alexnet-book {args.command}: error: {error}", file=sys.stderr)
         return 2
 
