@@ -41,8 +41,9 @@ def _questions(result):
     return sorted(path.stem for path in (result.autograder_zip.parent / "tests").glob("*.py"))
 
 
-def _public_outcomes(notebook, tests_dir):
+def _public_outcomes(notebook, tests_dir, monkeypatch):
     """{question: [passed, ...]} for the public tests a student runs with grader.check."""
+    monkeypatch.chdir(notebook.parent)  # the notebook's grader.check cells write .OTTER_LOG here
     graded = grade_notebook(str(notebook), tests_glob=sorted(map(str, tests_dir.glob("*.py"))),
                             cwd=str(notebook.parent), test_dir=str(tests_dir))
     return {name: [case.passed for case in result.test_case_results]
@@ -50,11 +51,13 @@ def _public_outcomes(notebook, tests_dir):
 
 
 @pytest.mark.parametrize("chapter", [path.stem for path in CHAPTERS])
-def test_student_checks_fail_untouched_and_pass_with_solutions(assignments, chapter):
+def test_student_checks_fail_untouched_and_pass_with_solutions(assignments, chapter,
+                                                              monkeypatch):
     result = assignments[chapter]
     public_tests = result.student_notebook.parent / "tests"
-    untouched = _public_outcomes(result.student_notebook, public_tests)
-    solved = _public_outcomes(result.autograder_zip.parent / result.master.name, public_tests)
+    untouched = _public_outcomes(result.student_notebook, public_tests, monkeypatch)
+    solved = _public_outcomes(result.autograder_zip.parent / result.master.name, public_tests,
+                              monkeypatch)
     assert sorted(untouched) == sorted(solved) == _questions(result)
     for question in _questions(result):
         assert not all(untouched[question]), f"{chapter} {question}: an empty answer passes"
