@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .shapes import LayerTable, conv_output_size
 
-__all__ = ["draw_sliding_windows", "plot_layer_costs"]
+__all__ = ["draw_sliding_windows", "plot_layer_costs", "plot_kernels", "plot_history"]
 
 
 def draw_sliding_windows(size: int, kernel: int, stride: int, padding: int = 0, *,
@@ -83,4 +83,97 @@ def plot_layer_costs(table: LayerTable, *, highlight: str | None = None, axes=No
         ax.set_xlim(0, max(shares) * 1.18)
     axes[0].set_title("fully-connected layers store")
     axes[1].set_title("convolutions compute")
+    return axes
+
+
+def plot_kernels(weight, *, groups: int = 1, columns: int | None = None, titles=None,
+                 axes=None, normalize: str = "each"):
+    """Draw convolution kernels as small images, as the paper's Figure 3 draws conv1's.
+
+    ``weight`` is a conv layer's weight, shape (kernels, channels, k, k), with 3 channels
+    (drawn in colour) or 1 (grey). ``groups=2`` splits the kernels into two panels, the first
+    half and the second half, as the paper's two GPUs held them. ``normalize="each"`` stretches
+    every kernel to the full brightness range; ``"all"`` uses one range for all of them, so
+    that weak kernels look weak. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    weight = torch.as_tensor(weight).detach().float().cpu()
+    if weight.dim() != 4 or weight.shape[1] not in (1, 3):
+        raise ValueError("plot_kernels draws kernels of shape (kernels, 1 or 3 channels, k, k), "
+                         f"got {tuple(weight.shape)}; pass a first layer's weight, e.g. "
+                         "model.conv1.weight")
+    if weight.shape[0] % groups:
+        raise ValueError(f"{weight.shape[0]} kernels do not split into {groups} equal groups")
+    if normalize not in ("each", "all"):
+        raise ValueError(f"normalize must be 'each' or 'all', got {normalize!r}")
+    dims = (1, 2, 3) if normalize == "each" else (0, 1, 2, 3)
+    low = weight.amin(dim=dims, keepdim=True)
+    high = weight.amax(dim=dims, keepdim=True)
+    images = ((weight - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
+    per_group = weight.shape[0] // groups
+    columns = columns or int(np.ceil(np.sqrt(per_group * 2)))
+    rows = int(np.ceil(per_group / columns))
+    if axes is None:
+        _, axes = plt.subplots(1, groups, figsize=(4.2 * groups, 4.2 * rows / columns + 0.6),
+                               squeeze=False)
+        axes = axes[0]
+    titles = titles or ([f"GPU {g + 1}: kernels {g * per_group + 1}–{(g + 1) * per_group}"
+                         for g in range(groups)] if groups > 1 else ["kernels"])
+    k = weight.shape[-1]
+    for group, ax in enumerate(axes):
+        mosaic = np.ones((rows * (k + 1) - 1, columns * (k + 1) - 1, 3))
+        for i in range(per_group):
+            kernel = images[group * per_group + i]
+            r, c = divmod(i, columns)
+            mosaic[r * (k + 1): r * (k + 1) + k, c * (k + 1): c * (k + 1) + k] = kernel
+        ax.imshow(mosaic, interpolation="nearest")
+        ax.set_title(titles[group], fontsize=9)
+        ax.axis("off")
+    return axes
+
+
+def _history_rows(history) -> list[dict]:
+    import dataclasses
+
+    rows = getattr(history, "rows", history)
+    return [dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)
+            for row in rows]
+
+
+def plot_history(histories, *, metrics=("loss", "top1_error"), axes=None):
+    """Training curves per epoch: training and validation ``metrics`` of one or more runs.
+
+    ``histories`` is one training history (``alexnet_book.train.History`` or a list of
+    per-epoch dicts) or a dict ``{label: history}`` to compare runs. A metric ``m`` is drawn
+    from the columns ``train_m`` and ``val_m`` where they exist. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(histories, dict):
+        histories = {"": histories}
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4), squeeze=False)
+        axes = axes[0]
+    for ax, metric in zip(axes, metrics):
+        drawn = False
+        for (label, history), colour in zip(histories.items(),
+                                            plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+            rows = _history_rows(history)
+            epochs = [row["epoch"] for row in rows]
+            for split, style in (("train", "--"), ("val", "-")):
+                column = f"{split}_{metric}"
+                if rows and column in rows[0]:
+                    name = f"{label} {split}".strip()
+                    ax.plot(epochs, [row[column] for row in rows], style, color=colour,
+                            label=name)
+                    drawn = True
+        if not drawn:
+            raise ValueError(f"no column train_{metric} or val_{metric} in the history; "
+                             f"it has {sorted(_history_rows(next(iter(histories.values())))[0])}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.legend(fontsize=8)
     return axes

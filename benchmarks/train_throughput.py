@@ -1,15 +1,25 @@
-"""Training throughput of AlexNet, in images per second, on synthetic data.
+"""Training throughput of AlexNet at 227×227, in images per second, on synthetic data.
 
-Times full training steps (forward, cross-entropy, backward, SGD with momentum and weight decay,
-as in the paper) on random images that already sit on the device, so the figure is the model's
-speed, not the data loader's. torchvision's own ``alexnet()`` runs in the same process as the
-baseline, so figures from different machines are compared through it.
+Times full training steps (forward, cross-entropy, backward, SGD with momentum 0.9 and weight
+decay 5e-4, as in the paper) on random images that already sit on the device, so the figure is
+the model's speed, not the data loader's. In one run it measures:
 
-    python benchmarks/train_throughput.py                       # every setting on the GPU
-    python benchmarks/train_throughput.py --device cpu --batch-size 16 --steps 3 --warmup 1 \
-        --settings fp32                                          # a smoke run on a CPU
+- the baseline a user would pick: ``torchvision.models.alexnet()`` in eager fp32, PyTorch's
+  default settings;
+- ours (``alexnet_book.AlexNet``, both variants) in eager fp32, the same settings;
+- ours with every speed feature on: bf16 autocast (fp16 with a gradient scaler where bf16 is
+  not supported), channels-last, ``torch.compile`` and the fused SGD kernel.
 
-Prints a Markdown table and, with ``--json PATH``, writes the measurements.
+Each is warmed up, then timed ``--repeats`` times over ``--steps`` steps; the median is
+reported, with the ratio to the baseline and the model FLOP utilisation (MFU): the FLOPs of one
+training step counted by ``torch.utils.flop_counter`` against the device's peak, both the
+spec-sheet dense bf16 figure where known and a large matrix product measured in the same run.
+
+    python benchmarks/train_throughput.py                     # on the GPU, batch 256
+    python benchmarks/train_throughput.py --device cpu        # on a CPU: batch 8, no compile,
+                                                              # under a minute
+
+Prints a Markdown table; ``--json PATH`` also writes the measurements.
 """
 
 from __future__ import annotations
@@ -18,28 +28,51 @@ import argparse
 import contextlib
 import json
 import platform
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 import torchvision
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from alexnet_book import AlexNet
 
+IMAGE_SIZE = 227
+NUM_CLASSES = 1000
+
+# Dense bf16 tensor-core peaks from the vendors' spec sheets (SXM parts), in TFLOP/s.
+SPEC_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "T4": 65.0}
+
 MODELS = {
-    "paper": lambda: AlexNet("paper"),
-    "torchvision variant": lambda: AlexNet("torchvision", init="pytorch"),
     "torchvision.models.alexnet": lambda: torchvision.models.alexnet(),
+    "ours, paper": lambda: AlexNet("paper"),
+    "ours, torchvision variant": lambda: AlexNet("torchvision", init="pytorch",
+                                                input_size=IMAGE_SIZE),
 }
 
-# name: (autocast dtype or None, channels_last, torch.compile)
-SETTINGS = {
-    "fp32": (None, False, False),
-    "bf16": (torch.bfloat16, False, False),
-    "bf16+cl": (torch.bfloat16, True, False),
-    "bf16+cl+compile": (torch.bfloat16, True, True),
-}
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    amp: bool = False
+    channels_last: bool = False
+    compile_mode: str | None = None  # None: eager
+    fused_sgd: bool = False
+
+
+EAGER_FP32 = Setting("eager fp32")
+FAST = Setting("bf16 + channels-last + compile + fused SGD", amp=True, channels_last=True,
+               compile_mode="default", fused_sgd=True)
+
+PLAN = [
+    ("torchvision.models.alexnet", EAGER_FP32),  # the baseline: first, so ratios refer to it
+    ("ours, paper", EAGER_FP32),
+    ("ours, torchvision variant", EAGER_FP32),
+    ("ours, paper", FAST),
+    ("ours, torchvision variant", FAST),
+]
 
 
 @dataclass
@@ -48,61 +81,117 @@ class Measurement:
     setting: str
     batch_size: int
     images_per_second: float
+    spread: tuple[float, float]  # slowest and fastest repeat, images/s
     step_ms: float
-    compile_s: float | None
+    gflop_per_step: float
+    mfu_measured_peak: float
+    mfu_spec_peak: float | None
+    first_step_s: float
     peak_memory_gib: float | None
 
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
-def measure(model_name: str, setting: str, device: torch.device, batch_size: int, steps: int,
-            warmup: int) -> Measurement:
-    dtype, channels_last, compiled = SETTINGS[setting]
-    torch.manual_seed(0)
-    model = MODELS[model_name]().to(device)
-    input_size = getattr(model, "input_size", 224)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    images = torch.randn(batch_size, 3, input_size, input_size, device=device)
-    images = images.contiguous(memory_format=memory_format)
-    labels = torch.randint(0, 1000, (batch_size,), device=device)
-    if compiled:
-        torch._dynamo.reset()  # each model compiled afresh, not as a recompile of the last
-    forward = torch.compile(model) if compiled else model
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None
+def _amp_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def _training_step(model, optimizer, images, labels, setting, device, scaler):
+    autocast = (torch.autocast(device.type, dtype=_amp_dtype(device)) if setting.amp
                 else contextlib.nullcontext())
 
     def step():
         with autocast:
-            loss = nn.functional.cross_entropy(forward(images), labels)
+            loss = nn.functional.cross_entropy(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+
+    return step
+
+
+def _step_flops(model: nn.Module, images, labels) -> int:
+    """FLOPs of one forward and backward pass, as torch.utils.flop_counter counts them."""
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(images), labels).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def measure(model_name: str, setting: Setting, device: torch.device, batch_size: int,
+            steps: int, warmup: int, repeats: int, peak_flops: float,
+            spec_peak: float | None) -> Measurement:
+    torch.manual_seed(0)
+    memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
+    model = MODELS[model_name]().to(device).to(memory_format=memory_format)
+    images = torch.randn(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, device=device)
+    images = images.contiguous(memory_format=memory_format)
+    labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
+    flops = _step_flops(model, images, labels)
+    fused = {"fused": True} if setting.fused_sgd and device.type == "cuda" else {}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
+                                **fused)
+    scaler = (torch.amp.GradScaler(device.type)
+              if setting.amp and _amp_dtype(device) == torch.float16 else None)
+    if setting.compile_mode is not None:
+        torch._dynamo.reset()  # compile each model afresh, not as a recompile of the last
+        model = torch.compile(model, mode=setting.compile_mode)
+    step = _training_step(model, optimizer, images, labels, setting, device, scaler)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    step()  # the first step compiles, when compiling
+    step()  # includes compilation when compiling
     _synchronize(device)
     first_step_s = time.perf_counter() - started
     for _ in range(warmup):
         step()
-    _synchronize(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _synchronize(device)
-    elapsed = time.perf_counter() - started
+    rates = []
+    for _ in range(repeats):
+        _synchronize(device)
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _synchronize(device)
+        rates.append(batch_size * steps / (time.perf_counter() - started))
+    rate = statistics.median(rates)
+    flops_per_second = flops * rate / batch_size
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return Measurement(model_name, setting, batch_size, batch_size * steps / elapsed,
-                       1000 * elapsed / steps, first_step_s if compiled else None, peak)
+    return Measurement(
+        model_name, setting.name, batch_size, rate, (min(rates), max(rates)),
+        1000 * batch_size / rate, flops / 1e9, flops_per_second / peak_flops,
+        flops_per_second / (spec_peak * 1e12) if spec_peak else None, first_step_s, peak)
 
 
-def _device(name: str) -> torch.device:
+def measured_matmul_peak(device: torch.device) -> float:
+    """FLOP/s of a large matrix product: bf16 on a GPU, fp32 on a CPU."""
+    size, dtype = (8192, torch.bfloat16) if device.type != "cpu" else (1024, torch.float32)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    _synchronize(device)
+    repeats = 10 if device.type != "cpu" else 3
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def pick_device(name: str) -> torch.device:
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
@@ -112,51 +201,79 @@ def _device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-def _describe(device: torch.device) -> str:
-    what = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    return (f"{what or device.type}; torch {torch.__version__}, torchvision "
-            f"{torchvision.__version__}, Python {platform.python_version()}")
+def describe(device: torch.device) -> tuple[str, float | None]:
+    """The device in words, and its spec-sheet dense bf16 peak in TFLOP/s where known."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        spec = next((peak for key, peak in SPEC_PEAK_TFLOPS.items() if key in name), None)
+    else:
+        name, spec = f"{device.type} ({platform.processor() or platform.machine()}, "\
+                     f"{torch.get_num_threads()} threads)", None
+    versions = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+                f"Python {platform.python_version()}")
+    return f"{name}; {versions}", spec
 
 
-def _table(rows: list[Measurement]) -> str:
-    lines = ["| model | setting | batch | images/s | step (ms) | first step incl. compile (s) "
-             "| peak memory (GiB) |", "|---|---|---:|---:|---:|---:|---:|"]
+def markdown_table(rows: list[Measurement]) -> str:
+    baseline = rows[0].images_per_second
+    lines = ["| model | setting | batch | images/s (median) | slowest–fastest | × baseline "
+             "| step (ms) | GFLOP/step | MFU (measured peak) | MFU (spec peak) "
+             "| first step (s) | memory (GiB) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        compile_s = f"{r.compile_s:.1f}" if r.compile_s is not None else ""
+        spec = f"{100 * r.mfu_spec_peak:.1f}%" if r.mfu_spec_peak is not None else ""
         memory = f"{r.peak_memory_gib:.1f}" if r.peak_memory_gib is not None else ""
-        lines.append(f"| {r.model} | {r.setting} | {r.batch_size} | {r.images_per_second:,.0f} "
-                     f"| {r.step_ms:.2f} | {compile_s} | {memory} |")
+        lines.append(
+            f"| {r.model} | {r.setting} | {r.batch_size} | {r.images_per_second:,.0f} "
+            f"| {r.spread[0]:,.0f}–{r.spread[1]:,.0f} | {r.images_per_second / baseline:.2f} "
+            f"| {r.step_ms:.2f} | {r.gflop_per_step:,.0f} | {100 * r.mfu_measured_peak:.1f}% "
+            f"| {spec} | {r.first_step_s:.1f} | {memory} |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: 256 on a GPU, 8 on a CPU")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per repeat")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                        help="torch.compile in the fast rows; auto: on a GPU only, since on a "
+                             "CPU compiling takes longer than the whole measurement")
     parser.add_argument("--json", help="write the measurements to this file")
     args = parser.parse_args(argv)
 
-    device = _device(args.device)
+    device = pick_device(args.device)
+    on_cpu = device.type == "cpu"
+    batch_size = args.batch_size or (8 if on_cpu else 256)
+    steps = args.steps or (2 if on_cpu else 20)
+    warmup = args.warmup if args.warmup is not None else (1 if on_cpu else 5)
+    repeats = args.repeats or (2 if on_cpu else 5)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 rows use TF32 tensor cores
-        torch.backends.cudnn.allow_tf32 = True
-    print(f"device: {_describe(device)}; {time.strftime('%Y-%m-%d')}", flush=True)
+        torch.backends.cudnn.benchmark = True  # every row: fixed shapes, pick the best kernels
+    what, spec_peak = describe(device)
+    peak = measured_matmul_peak(device)
+    print(f"device: {what}; {time.strftime('%Y-%m-%d')}; measured matmul peak "
+          f"{peak / 1e12:.1f} TFLOP/s" + (f", spec {spec_peak} TFLOP/s" if spec_peak else ""),
+          flush=True)
     rows = []
-    for model_name in args.models:
-        for setting in args.settings:
-            row = measure(model_name, setting, device, args.batch_size, args.steps, args.warmup)
-            print(f"{row.model:28} {row.setting:16} {row.images_per_second:10,.0f} images/s",
-                  flush=True)
-            rows.append(row)
-    print(_table(rows))
+    for model_name, setting in PLAN:
+        compiling = args.compile == "on" or (args.compile == "auto" and not on_cpu)
+        if not compiling and setting.compile_mode is not None:
+            setting = Setting(setting.name.replace(" + compile", ""), setting.amp,
+                              setting.channels_last, None, setting.fused_sgd)
+        row = measure(model_name, setting, device, batch_size, steps, warmup, repeats, peak,
+                      spec_peak)
+        print(f"{row.model:28} {row.setting:44} {row.images_per_second:10,.0f} images/s",
+              flush=True)
+        rows.append(row)
+    print(markdown_table(rows))
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"device": _describe(device), "date": time.strftime("%Y-%m-%d"),
+            json.dump({"device": what, "date": time.strftime("%Y-%m-%d"),
+                       "matmul_peak_tflops": peak / 1e12, "spec_peak_tflops": spec_peak,
                        "measurements": [asdict(r) for r in rows]}, handle, indent=2)
 
 

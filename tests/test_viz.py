@@ -1,0 +1,73 @@
+"""The pictures: what they draw is what the arithmetic says."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from alexnet_book import layer_table  # noqa: E402
+from alexnet_book.viz import (draw_sliding_windows, plot_history, plot_kernels,  # noqa: E402
+                              plot_layer_costs)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _window_bars(ax, colour=(0.12156862745098039, 0.4666666666666667, 0.7058823529411765)):
+    return [p for p in ax.patches if isinstance(p, Rectangle) and p.get_y() >= 0
+            and p.get_facecolor()[:3] == pytest.approx(colour)]
+
+
+@pytest.mark.parametrize("size,kernel,stride,padding", [(13, 3, 2, 0), (227, 11, 4, 0),
+                                                         (224, 11, 4, 2)])
+def test_one_bar_per_window(size, kernel, stride, padding):
+    ax = draw_sliding_windows(size, kernel, stride, padding)
+    # (size + 2·padding − kernel) // stride + 1 windows, by hand: 6, 55, 55
+    assert len(_window_bars(ax)) == (size + 2 * padding - kernel) // stride + 1
+
+
+def test_unread_pixel_is_marked_red():
+    ax = draw_sliding_windows(224, 11, 4)  # 213 = 4·53 + 1: one pixel left over
+    red = [p for p in ax.patches if p.get_facecolor()[:3] == pytest.approx((0.8392, 0.1529, 0.1569), abs=1e-3)]
+    assert len(red) == 1 and red[0].get_x() == 223
+
+
+def test_layer_costs_highlight_and_errors():
+    axes = plot_layer_costs(layer_table("paper"), highlight="fc6")
+    assert [t.get_text() for t in axes[0].get_yticklabels()][5] == "fc6"
+    with pytest.raises(ValueError, match="highlight must name a conv or fc layer"):
+        plot_layer_costs(layer_table("paper"), highlight="pool1")
+
+
+def test_kernels_mosaic_places_each_kernel():
+    weight = torch.zeros(4, 3, 5, 5)
+    weight[2, :, 1, 3] = 1.0  # kernel 3 has one bright pixel at row 1, column 3
+    weight[2, :, 0, 0] = -1.0
+    axes = plot_kernels(weight, groups=2, columns=2)
+    assert len(axes) == 2 and axes[1].get_title().startswith("GPU 2")
+    mosaic = axes[1].images[0].get_array()  # second group holds kernels 3 and 4
+    assert mosaic[1, 3].tolist() == [1.0, 1.0, 1.0] and mosaic[0, 0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_kernels_bad_input():
+    with pytest.raises(ValueError, match="model.conv1.weight"):
+        plot_kernels(torch.zeros(4, 2, 3, 3))
+    with pytest.raises(ValueError, match="do not split into 3 equal groups"):
+        plot_kernels(torch.zeros(4, 3, 3, 3), groups=3)
+
+
+def test_history_curves():
+    history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.5 / e,
+                "train_top1_error": 0.5 / e, "val_top1_error": 0.6 / e} for e in (1, 2, 3)]
+    axes = plot_history({"relu": history, "tanh": history})
+    assert len(axes) == 2 and len(axes[0].lines) == 4
+    assert axes[0].lines[1].get_ydata().tolist() == [2.5, 1.25, 2.5 / 3]
+    with pytest.raises(ValueError, match="no column train_accuracy"):
+        plot_history(history, metrics=("accuracy",))
