@@ -5,6 +5,13 @@
 
 prints the per-layer table (shapes, parameters, neurons, multiply-adds) of the network.
 
+    alexnet-book train [--data digits|NAME|imagefolder:PATH] [--variant paper|torchvision]
+                       [--width W] [--epochs N] [--batch-size N] [--lr LR] [--amp [MODE]]
+                       [--compile] [--channels-last] [--checkpoint-dir DIR] [--resume PATH] ...
+
+trains AlexNet with the paper's recipe (see ``alexnet_book.train``) and prints the history;
+under ``torchrun --nproc_per_node=N`` it trains on N processes with DistributedDataParallel.
+
     alexnet-book assignments OUT_DIR [--book book] [--chapter NAME ...] [--tests-url URL]
 
 makes the otter-grader assignments of every chapter that has exercises (see
@@ -14,6 +21,7 @@ makes the otter-grader assignments of every chapter that has exercises (see
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -64,6 +72,48 @@ def _assignments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_checkpoint_dir(data: str, variant: str) -> Path:
+    """runs/<data>-<variant>; an image folder is named by its last path part."""
+    name = data
+    if data.startswith("imagefolder:"):
+        name = "imagefolder-" + (Path(data.partition(":")[2]).name or "root")
+    return Path("runs") / (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") + f"-{variant}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import load_data  # imported here: `summary` needs no datasets
+    from .train import CHECKPOINT_NAME, TrainConfig, train
+
+    checkpoint_dir = args.checkpoint_dir or _default_checkpoint_dir(args.data, args.variant)
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        warmup_epochs=args.warmup_epochs, amp=args.amp, compile=args.compile,
+        channels_last=args.channels_last, device=args.device, seed=args.seed,
+        checkpoint_dir=checkpoint_dir, progress=not args.no_progress, num_workers=args.workers)
+    bundle = load_data(args.data, root=args.root, image_size=args.image_size,
+                       download=args.download, pca_lighting=args.pca_lighting)
+    torch.manual_seed(args.seed)  # every process builds the same initial weights
+    model = AlexNet(args.variant, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                    input_size=bundle.image_size, width=args.width, init=args.init)
+    # CUDA only (the CPU keeps exact fp32): fixed input sizes let cuDNN pick its fastest
+    # kernels, and fp32 matrix products may use TF32 tensor cores, as convolutions already do.
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    history = train(model, bundle.train, bundle.val, config, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process reports
+        print(f"{model.title} on {bundle.name}: {len(bundle.train):,} training and "
+              f"{len(bundle.val):,} validation images, {bundle.num_classes} classes")
+        print(history)
+        if history.best is not None:
+            best = history.best
+            print(f"best: epoch {best.epoch}, validation top-1 error "
+                  f"{100 * best.val_error:.2f}%")
+        print(f"checkpoint: {Path(checkpoint_dir) / CHECKPOINT_NAME}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -72,6 +122,77 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {value}")
+    return value
+
+
+def _add_train_command(commands) -> None:
+    train = commands.add_parser(
+        "train", help="train AlexNet with the paper's recipe (SGD, lr drops on plateaus)",
+        description="Train AlexNet with the paper's recipe (Section 5). Run it under "
+                    "`torchrun --nproc_per_node=N` to train on N GPUs; --batch-size is the "
+                    "global batch.")
+    data = train.add_argument_group("data")
+    data.add_argument("--data", default="digits",
+                      help="dataset name (default digits, offline), e.g. cifar10, imagenette, "
+                           "or imagefolder:PATH (see alexnet_book.data.DATASET_NAMES)")
+    data.add_argument("--root", default="data", help="where datasets live (default data)")
+    data.add_argument("--download", action="store_true",
+                      help="download the dataset into --root if it is missing")
+    data.add_argument("--image-size", type=_positive_int, default=None,
+                      help="square input size (default: the dataset's)")
+    data.add_argument("--pca-lighting", action="store_true",
+                      help="the paper's PCA colour augmentation (RGB data sets)")
+    data.add_argument("--workers", type=_whole, default=None,
+                      help="DataLoader worker processes (default: chosen for this machine)")
+    net = train.add_argument_group("network")
+    net.add_argument("--variant", choices=sorted(VARIANTS), default="paper")
+    net.add_argument("--init", choices=["paper", "kaiming", "pytorch"], default=None,
+                     help="weight initialisation (default: the variant's; kaiming trains "
+                          "narrow networks that the paper's N(0, 0.01) leaves at chance)")
+    net.add_argument("--width", type=_positive_float, default=1.0,
+                     help="multiplies every layer's kernel count (e.g. 0.125 for a CPU)")
+    recipe = train.add_argument_group("recipe (defaults: the paper's)")
+    recipe.add_argument("--epochs", type=_positive_int, default=90)
+    recipe.add_argument("--batch-size", type=_positive_int, default=128,
+                        help="global batch, split over the processes (default 128)")
+    recipe.add_argument("--lr", type=_positive_float, default=0.01)
+    recipe.add_argument("--warmup-epochs", type=_whole, default=0,
+                        help="linear warm-up epochs (not in the paper; default 0)")
+    recipe.add_argument("--seed", type=_whole, default=0)
+    speed = train.add_argument_group("speed")
+    speed.add_argument("--device", default="auto",
+                       help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    speed.add_argument("--amp", nargs="?", const="auto", default="auto",
+                       choices=["auto", "bf16", "fp16", "off"],
+                       help="mixed precision (default auto: bf16 on recent GPUs, off on CPU)")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the network")
+    speed.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    run = train.add_argument_group("checkpoints and output")
+    run.add_argument("--checkpoint-dir", type=Path, default=None,
+                     help="where last.pt is written each epoch (default runs/<data>-<variant>)")
+    run.add_argument("--resume", type=Path, default=None, metavar="PATH",
+                     help="continue from a last.pt, up to --epochs in all")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
                                   "notebooks fetch their checks (default: the GitHub Pages site "
                                   "of the repository in _config.yml, /assignments)")
     assignments.set_defaults(run=_assignments)
+    _add_train_command(commands)
     return parser
 
 
@@ -106,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, RuntimeError) as error:  # say what and how to fix, no traceback
-        print(f"alexnet-book {args.command}: error: {error}", file=sys.stderr)
+    # Say what and how to fix, in one line, no traceback. TrainingDiverged is a RuntimeError.
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        message = " ".join(str(error).split())
+        print(f"alexnet-book {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -119,8 +119,9 @@ class AlexNet(nn.Sequential):
     - ``lrn_convention``: ``"paper"``, ``"pytorch"`` or ``"caffe"`` (see ``alexnet_book.lrn``).
     - ``pooling``: ``"overlapping"`` (3×3, stride 2) or ``"non-overlapping"`` (2×2, stride 2).
     - ``dropout``: probability in fc6 and fc7; 0 removes the dropout layers.
-    - ``init``: ``"paper"`` (weights N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7) or
-      ``"pytorch"`` (PyTorch's default).
+    - ``init``: ``"paper"`` (weights N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7),
+      ``"pytorch"`` (PyTorch's default) or ``"kaiming"`` (He et al. 2015: weights N(0, 2/fan-in)
+      for ReLU, biases 0; what a small network needs to train at the paper's learning rate).
     """
 
     def __init__(
@@ -166,6 +167,8 @@ class AlexNet(nn.Sequential):
         self.options = dict(options, width=width, dropout=dropout, init=init)
         if init == "paper":
             _init_as_in_paper(self)
+        elif init == "kaiming":
+            _init_kaiming(self, activation)
 
     @property
     def expected_input_shape(self) -> tuple[int, int, int]:
@@ -218,7 +221,7 @@ def _check_options(num_classes, in_channels, input_size, width, groups, activati
     _choice("norm", norm, _NORMS)
     _choice("lrn_convention", lrn_convention, LRN_CONVENTIONS)
     _choice("pooling", pooling, _POOLINGS)
-    _choice("init", init, ("paper", "pytorch"))
+    _choice("init", init, ("paper", "pytorch", "kaiming"))
     if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"dropout is a probability in [0, 1), got {dropout!r}")
 
@@ -327,6 +330,15 @@ def _init_as_in_paper(model: AlexNet) -> None:
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             nn.init.normal_(layer.weight, mean=0.0, std=0.01)
             nn.init.constant_(layer.bias, 1.0 if name in _BIAS_ONE_LAYERS else 0.0)
+
+
+def _init_kaiming(model: AlexNet, activation: str) -> None:
+    """He et al. (2015): weights with variance gain²/fan-in keep the signal's scale from layer to
+    layer, where the paper's fixed N(0, 0.01) shrinks it in a narrow network; biases 0."""
+    for layer in model.children():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity=activation)
+            nn.init.zeros_(layer.bias)
 
 
 # torchvision's module paths for the layers that hold weights, by our names.

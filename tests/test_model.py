@@ -59,6 +59,18 @@ def test_paper_initialisation(paper):
         assert torch.all(layer.bias == expected_bias), name
 
 
+def test_kaiming_initialisation():
+    torch.manual_seed(0)
+    model = AlexNet(init="kaiming", width=1 / 2, input_size=67, num_classes=10)
+    for layer in [*_layers_of(model, nn.Conv2d).values(), *_layers_of(model, nn.Linear).values()]:
+        fan_in = layer.weight[0].numel()  # inputs of one output unit
+        expected = (2 / fan_in) ** 0.5  # He et al. (2015), ReLU gain √2
+        assert abs(layer.weight.std().item() / expected - 1) < 0.05
+        assert torch.all(layer.bias == 0)
+    tanh = AlexNet(init="kaiming", activation="tanh", **SMALL)
+    assert abs(tanh.fc7.weight.std().item() / ((5 / 3) / 512 ** 0.5) - 1) < 0.05  # tanh gain 5/3
+
+
 def test_paper_forward_and_backward_small():
     model = AlexNet(**SMALL)
     x = torch.randn(4, 3, 67, 67)
@@ -178,7 +190,7 @@ def test_wrong_input_size_names_the_expected_size(paper):
         (dict(norm="layernorm"), "norm must be one of"),
         (dict(pooling="avg"), "pooling must be one of"),
         (dict(dropout=1.0), r"dropout is a probability in \[0, 1\)"),
-        (dict(init="xavier"), "init must be one of"),
+        (dict(init="xavier"), r"init must be one of \['kaiming', 'paper', 'pytorch'\]"),
         (dict(input_size=50), "too small.*smallest input that works is 67×67"),
     ],
 )
