@@ -143,7 +143,7 @@ def _history_rows(history) -> list[dict]:
             for row in rows]
 
 
-def plot_history(histories, *, metrics=("loss", "top1_error"), axes=None):
+def plot_history(histories, *, metrics=("loss", "top1"), axes=None):
     """Training curves per epoch: training and validation ``metrics`` of one or more runs.
 
     ``histories`` is one training history (``alexnet_book.train.History`` or a list of
@@ -174,6 +174,7 @@ def plot_history(histories, *, metrics=("loss", "top1_error"), axes=None):
             raise ValueError(f"no column train_{metric} or val_{metric} in the history; "
                              f"it has {sorted(_history_rows(next(iter(histories.values())))[0])}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric.replace("_", " "))
+        ax.set_ylabel({"top1": "top-1 accuracy", "top5": "top-5 accuracy"}.get(
+            metric, metric.replace("_", " ")))
         ax.legend(fontsize=8)
     return axes

@@ -65,7 +65,7 @@ def test_kernels_bad_input():
 
 def test_history_curves():
     history = [{"epoch": e, "train_loss": 2.0 / e, "val_loss": 2.5 / e,
-                "train_top1_error": 0.5 / e, "val_top1_error": 0.6 / e} for e in (1, 2, 3)]
+                "train_top1": 0.5 / e, "val_top1": 0.6 / e} for e in (1, 2, 3)]
     axes = plot_history({"relu": history, "tanh": history})
     assert len(axes) == 2 and len(axes[0].lines) == 4
     assert axes[0].lines[1].get_ydata().tolist() == [2.5, 1.25, 2.5 / 3]
