@@ -727,7 +727,9 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool,
 
     - ``batch_size``: per process. With ``distributed=True`` the global batch is
       ``batch_size × world size``.
-    - ``train``: shuffle (and by default drop the last, incomplete batch).
+    - ``train``: shuffle (and by default drop the last, incomplete batch). A batch larger than
+      the data is an error when batches are dropped (nothing would be loaded); otherwise, as
+      for a small validation set, it shrinks to the data.
     - ``device``: where the batches go. On CUDA: ``min(8, cores)`` workers (cores shared between
       the processes torchrun starts on a machine), pinned memory, persistent workers, 4 batches
       prefetched per worker; elsewhere 0 workers.
@@ -750,6 +752,9 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool,
                                  seed=seed)
     sampler.set_epoch(epoch)
     share = len(sampler)
+    drop = bool(train) if drop_last is None else drop_last
+    if 0 < share < batch_size and not drop:
+        batch_size = share  # evaluation keeps every item: one smaller batch loses nothing
     if batch_size > share:
         where = f"{len(dataset)} items" + (f" over {replicas} processes" if replicas > 1 else "")
         fits = 2 ** int(math.log2(share)) if share else 0
@@ -769,7 +774,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool,
         sampler=sampler,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",  # page-locked batches copy to the GPU asynchronously
-        drop_last=bool(train) if drop_last is None else drop_last,
+        drop_last=drop,
         persistent_workers=workers,
         prefetch_factor=4 if workers else None,  # keeps JPEG decoding ahead of the GPU
         generator=generator,

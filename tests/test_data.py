@@ -386,7 +386,13 @@ def test_batch_size_is_checked(monkeypatch):
         make_loader(small, 16, train=True)
     _as_rank(monkeypatch, 1)
     with pytest.raises(ValueError, match=r"batch_size 6 .* 5 \(10 items over 2 processes\)"):
-        make_loader(small, 6, train=False, distributed=True)
+        make_loader(small, 6, train=True, distributed=True)
+
+
+def test_evaluation_batch_shrinks_to_a_small_dataset():
+    small = TensorDataset(torch.arange(10))
+    batches = [batch for (batch,) in make_loader(small, 64, train=False)]
+    assert len(batches) == 1 and sorted(batches[0].tolist()) == list(range(10))
 
 
 def test_distributed_needs_an_initialised_process_group(monkeypatch):
