@@ -75,6 +75,11 @@ PLAN = [
 ]
 
 
+def _with_compile_mode(setting: Setting, mode: str) -> Setting:
+    return Setting(f"{setting.name} ({mode})", setting.amp, setting.channels_last, mode,
+                   setting.fused_sgd)
+
+
 @dataclass
 class Measurement:
     model: str
@@ -175,6 +180,52 @@ def measure(model_name: str, setting: Setting, device: torch.device, batch_size:
         flops_per_second / (spec_peak * 1e12) if spec_peak else None, first_step_s, peak)
 
 
+def _settings_to_run(compiling: bool, modes: list[str]) -> list[tuple[str, Setting]]:
+    plan = []
+    for model_name, setting in PLAN:
+        if setting.compile_mode is None:
+            plan.append((model_name, setting))
+        elif not compiling:
+            plan.append((model_name, Setting(setting.name.replace(" + compile", ""),
+                                             setting.amp, setting.channels_last, None,
+                                             setting.fused_sgd)))
+        else:
+            plan += [(model_name, _with_compile_mode(setting, mode)) for mode in modes]
+    return plan
+
+
+def profile_steps(model_name: str, setting: Setting, device: torch.device, batch_size: int,
+                  steps: int = 5) -> str:
+    """The kernels that take the most time over a few training steps, as a text table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
+    model = MODELS[model_name]().to(device).to(memory_format=memory_format)
+    images = torch.randn(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, device=device)
+    images = images.contiguous(memory_format=memory_format)
+    labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
+    fused = {"fused": True} if setting.fused_sgd and device.type == "cuda" else {}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
+                                **fused)
+    if setting.compile_mode is not None:
+        torch._dynamo.reset()
+        model = torch.compile(model, mode=setting.compile_mode)
+    step = _training_step(model, optimizer, images, labels, setting, device, None)
+    for _ in range(3):
+        step()
+    _synchronize(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
+                                           else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        _synchronize(device)
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=70)
+    return f"## {model_name}, {setting.name}, batch {batch_size}, {steps} steps\n{table}"
+
+
 def measured_matmul_peak(device: torch.device) -> float:
     """FLOP/s of a large matrix product: bf16 on a GPU, fp32 on a CPU."""
     size, dtype = (8192, torch.bfloat16) if device.type != "cpu" else (1024, torch.float32)
@@ -242,6 +293,12 @@ def main(argv=None) -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile in the fast rows; auto: on a GPU only, since on a "
                              "CPU compiling takes longer than the whole measurement")
+    parser.add_argument("--compile-modes", nargs="+", default=["default"],
+                        help="torch.compile modes to try for the fast rows, e.g. default "
+                             "max-autotune-no-cudagraphs reduce-overhead (one row each)")
+    parser.add_argument("--profile", metavar="PATH",
+                        help="also profile a few steps of each fast row and write the "
+                             "kernels that take the most time to PATH")
     parser.add_argument("--json", help="write the measurements to this file")
     args = parser.parse_args(argv)
 
@@ -258,18 +315,20 @@ def main(argv=None) -> None:
     print(f"device: {what}; {time.strftime('%Y-%m-%d')}; measured matmul peak "
           f"{peak / 1e12:.1f} TFLOP/s" + (f", spec {spec_peak} TFLOP/s" if spec_peak else ""),
           flush=True)
-    rows = []
-    for model_name, setting in PLAN:
-        compiling = args.compile == "on" or (args.compile == "auto" and not on_cpu)
-        if not compiling and setting.compile_mode is not None:
-            setting = Setting(setting.name.replace(" + compile", ""), setting.amp,
-                              setting.channels_last, None, setting.fused_sgd)
+    compiling = args.compile == "on" or (args.compile == "auto" and not on_cpu)
+    rows, profiles = [], []
+    for model_name, setting in _settings_to_run(compiling, args.compile_modes):
         row = measure(model_name, setting, device, batch_size, steps, warmup, repeats, peak,
                       spec_peak)
         print(f"{row.model:28} {row.setting:44} {row.images_per_second:10,.0f} images/s",
               flush=True)
         rows.append(row)
+        if args.profile and setting.amp:
+            profiles.append(profile_steps(model_name, setting, device, batch_size))
     print(markdown_table(rows))
+    if args.profile:
+        with open(args.profile, "w") as handle:
+            handle.write("\n\n".join(profiles))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"device": what, "date": time.strftime("%Y-%m-%d"),

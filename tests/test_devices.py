@@ -81,3 +81,19 @@ def test_compiled_model_matches_eager():
         expected = model(x)
         got = torch.compile(model)(x)
     torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_trainer_runs_with_every_speed_feature(tmp_path):
+    from alexnet_book import TrainConfig, load_data, train
+    from alexnet_book.train import load_checkpoint
+
+    data = load_data("digits")
+    torch.manual_seed(0)
+    model = AlexNet("paper", num_classes=10, in_channels=1, input_size=data.image_size,
+                    width=1 / 8, init="kaiming")
+    config = TrainConfig(epochs=2, batch_size=64, device=DEVICE.type, amp="auto",
+                         channels_last=True, compile=DEVICE.type == "cuda", progress=False,
+                         checkpoint_dir=tmp_path)
+    history = train(model, data.train, data.val, config)
+    assert len(history) == 2 and all(row.train_loss == row.train_loss for row in history)
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
