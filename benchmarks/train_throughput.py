@@ -135,9 +135,8 @@ def _step_flops(model: nn.Module, images, labels) -> int:
     return counter.get_total_flops()
 
 
-def measure(model_name: str, setting: Setting, device: torch.device, batch_size: int,
-            steps: int, warmup: int, repeats: int, peak_flops: float,
-            spec_peak: float | None) -> Measurement:
+def _prepare_step(model_name: str, setting: Setting, device: torch.device, batch_size: int):
+    """One training step of the model in this setting, as a function, and its FLOPs."""
     torch.manual_seed(0)
     memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
     model = MODELS[model_name]().to(device).to(memory_format=memory_format)
@@ -153,7 +152,13 @@ def measure(model_name: str, setting: Setting, device: torch.device, batch_size:
     if setting.compile_mode is not None:
         torch._dynamo.reset()  # compile each model afresh, not as a recompile of the last
         model = torch.compile(model, mode=setting.compile_mode)
-    step = _training_step(model, optimizer, images, labels, setting, device, scaler)
+    return _training_step(model, optimizer, images, labels, setting, device, scaler), flops
+
+
+def measure(model_name: str, setting: Setting, device: torch.device, batch_size: int,
+            steps: int, warmup: int, repeats: int, peak_flops: float,
+            spec_peak: float | None) -> Measurement:
+    step, flops = _prepare_step(model_name, setting, device, batch_size)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -199,19 +204,7 @@ def profile_steps(model_name: str, setting: Setting, device: torch.device, batch
     """The kernels that take the most time over a few training steps, as a text table."""
     from torch.profiler import ProfilerActivity, profile
 
-    torch.manual_seed(0)
-    memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
-    model = MODELS[model_name]().to(device).to(memory_format=memory_format)
-    images = torch.randn(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, device=device)
-    images = images.contiguous(memory_format=memory_format)
-    labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
-    fused = {"fused": True} if setting.fused_sgd and device.type == "cuda" else {}
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
-                                **fused)
-    if setting.compile_mode is not None:
-        torch._dynamo.reset()
-        model = torch.compile(model, mode=setting.compile_mode)
-    step = _training_step(model, optimizer, images, labels, setting, device, None)
+    step, _ = _prepare_step(model_name, setting, device, batch_size)
     for _ in range(3):
         step()
     _synchronize(device)
