@@ -25,6 +25,8 @@ __all__ = [
     "LayerRow",
     "LayerTable",
     "layer_table",
+    "ReceptiveField",
+    "receptive_fields",
 ]
 
 Rounding = Literal["exact", "floor", "ceil"]
@@ -406,3 +408,55 @@ def layer_table(model_or_spec="paper", input_size: int | tuple[int, int] | None 
         rows.append(row)
     title = getattr(model, "title", type(model).__name__)
     return LayerTable(rows, input_shape, title=title)
+
+
+# --------------------------------------------------------------------------------------------
+# Receptive fields
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """The input pixels one output unit of a layer depends on, along one dimension.
+
+    Unit ``i`` sees input pixels ``start + i·jump`` … ``start + i·jump + size − 1``; ``start``
+    is negative where padding reaches outside the image.
+    """
+
+    size: int
+    jump: int  # input pixels between neighbouring units: the product of the strides so far
+    start: int
+
+    def pixels(self, unit: int) -> range:
+        first = self.start + unit * self.jump
+        return range(first, first + self.size)
+
+
+def receptive_fields(model_or_spec="paper",
+                     input_size: int | None = None) -> dict[str, ReceptiveField]:
+    """The receptive field of every conv, pooling and fully-connected layer, in input pixels.
+
+    Each window of ``k`` units with stride ``s`` widens the field by ``(k − 1)`` times the jump
+    of the layer below, and multiplies the jump by ``s``; padding ``p`` moves the start back by
+    ``p`` jumps. A fully-connected layer sees the whole input.
+    """
+    model = _resolve_model(model_or_spec)
+    _, height, _ = _input_shape(model, input_size)
+    table = layer_table(model, input_size)
+    field_, fields = ReceptiveField(size=1, jump=1, start=0), {}
+    for row in table:
+        if row.kind == "fc":
+            field_ = ReceptiveField(size=height, jump=height, start=0)
+        elif row.kernel is None:  # an adaptive pool: only an identity one keeps the geometry
+            previous = table.rows[table.rows.index(row) - 1]
+            if previous.out_shape != row.out_shape:
+                raise ValueError(f"{row.name} resizes {previous.out_shape} to {row.out_shape}: "
+                                 "receptive fields after an adaptive pool that changes the size "
+                                 "are not whole windows; use the input size it was built for")
+        else:
+            kernel, stride, padding = row.kernel[0], row.stride[0], row.padding[0]
+            field_ = ReceptiveField(size=field_.size + (kernel - 1) * field_.jump,
+                                    jump=field_.jump * stride,
+                                    start=field_.start - padding * field_.jump)
+        fields[row.name] = field_
+    return fields

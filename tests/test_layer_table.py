@@ -123,3 +123,56 @@ def test_mismatched_layers_are_named():
     too_small = AlexNet("torchvision")
     with pytest.raises(ValueError, match="at layer 'pool5'"):
         layer_table(too_small, 40)
+
+
+def _measured_field(model, layer_name, input_size, unit):
+    """Input rows whose pixels move unit (unit, unit) of the layer: measured by a gradient."""
+    captured = {}
+    hook = getattr(model, layer_name).register_forward_hook(
+        lambda m, args, out: captured.__setitem__("out", out))
+    x = torch.randn(1, model.in_channels, input_size, input_size, dtype=torch.float64,
+                    requires_grad=True)
+    model(x)
+    hook.remove()
+    (gradient,) = torch.autograd.grad(captured["out"][..., unit, unit].sum(), x)
+    rows = gradient.abs().sum(dim=(0, 1, 3)).nonzero().flatten().tolist()
+    return rows[0], rows[-1]
+
+
+@pytest.mark.parametrize("variant,input_size", [("paper", 227), ("torchvision", 224)])
+def test_receptive_fields_match_a_gradient(variant, input_size):
+    from alexnet_book.shapes import receptive_fields
+
+    torch.manual_seed(0)
+    # tanh and average pooling pass a gradient to every pixel of a window (ReLU and max-pooling
+    # would zero some): the set of pixels with a gradient is then exactly the field.
+    model = AlexNet(variant, activation="tanh", norm="none", dropout=0, width=1 / 8,
+                    num_classes=10, init="kaiming").double().eval()
+    for name, layer in list(model.named_children()):
+        if isinstance(layer, nn.MaxPool2d):
+            setattr(model, name, nn.AvgPool2d(layer.kernel_size, layer.stride))
+    fields = receptive_fields(model, input_size)
+    table = layer_table(model, input_size)
+    for name in ["conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5"]:
+        unit = table[name].out_shape[-1] // 2  # the middle unit, whose field is least clipped
+        pixels = fields[name].pixels(unit)
+        expected = (max(pixels.start, 0), min(pixels.stop, input_size) - 1)
+        assert _measured_field(model, name, input_size, unit) == expected, name
+
+
+def test_receptive_fields_of_the_paper_network():
+    from alexnet_book.shapes import receptive_fields
+
+    # Each field grows by (k − 1) × the product of the strides below: 11, 11 + 2·4 = 19,
+    # 19 + 4·8 = 51, 51 + 2·8 = 67, then + 2·16 three times, and + 2·16 at pool5.
+    sizes = {name: f.size for name, f in receptive_fields("paper").items()}
+    assert sizes == {"conv1": 11, "pool1": 19, "conv2": 51, "pool2": 67, "conv3": 99,
+                     "conv4": 131, "conv5": 163, "pool5": 195, "fc6": 227, "fc7": 227,
+                     "fc8": 227}
+
+
+def test_receptive_fields_refuse_a_resizing_adaptive_pool():
+    from alexnet_book.shapes import receptive_fields
+
+    with pytest.raises(ValueError, match="avgpool resizes"):
+        receptive_fields("torchvision", 300)  # pool5 gives 8×8, which avgpool resizes to 6×6
