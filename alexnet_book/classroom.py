@@ -655,8 +655,10 @@ def _check_tests_are_files(master: Path) -> None:
                          "under 'tests:' in its # ASSIGNMENT CONFIG (or pass repo_url=None)")
 
 
-def _make_one(master: Path, result_dir: Path, tests_url: str | None) -> AssignmentResult:
-    _run_otter(["assign", "--no-pdfs", str(master), str(result_dir)], f"otter assign of {master}")
+def _make_one(master: Path, result_dir: Path, tests_url: str | None,
+              check_solutions: bool) -> AssignmentResult:
+    flags = ["--no-pdfs"] + ([] if check_solutions else ["--no-run-tests"])
+    _run_otter(["assign", *flags, str(master), str(result_dir)], f"otter assign of {master}")
     student_dir = result_dir / "student"
     leaks = find_solution_leaks(master, student_dir)
     if leaks:
@@ -673,13 +675,15 @@ def _make_one(master: Path, result_dir: Path, tests_url: str | None) -> Assignme
 
 
 def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str | None = None,
+                     check_solutions: bool = True,
                      chapters: Iterable[str | Path] | None = None) -> list[AssignmentResult]:
     """Make the student and autograder versions of the assignment chapters of ``book_dir``.
 
     Each chapter (all masters found by ``find_assignment_chapters``, or ``chapters``: notebook
     paths relative to ``book_dir`` or chapter names) is validated first, all before any is
-    built; then ``otter assign`` writes ``out_dir/<name>/{student,autograder}`` (it also runs
-    the tests against the solutions and fails if they do not all pass), and the student
+    built; then ``otter assign`` writes ``out_dir/<name>/{student,autograder}`` (with
+    ``check_solutions``, it also grades the master's solutions and fails unless they score full
+    marks; that executes the chapter once more), and the student
     version is checked for leaked solutions. With ``repo_url``, the URL of the folder where
     ``out_dir`` is published (see ``tests_base_url``), ``out_dir/<name>/colab/<name>.ipynb``
     is a student version that downloads its checks from there when run in Colab.
@@ -693,4 +697,5 @@ def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str
             _check_tests_are_files(master)
     tests_url = tests_base_url(repo_url) if repo_url is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [_make_one(master, out_dir / master.stem, tests_url) for master in masters]
+    return [_make_one(master, out_dir / master.stem, tests_url, check_solutions)
+            for master in masters]
