@@ -12,16 +12,15 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def glue(name: str, value, display: bool = False):
-    """Store ``value`` under ``name`` for the book's ``{glue}`` roles, and return it.
+def glue(name: str, value, display: bool = False) -> None:
+    """Store ``value`` under ``name`` for the book's ``{glue}`` roles.
 
     In the book build this is myst-nb's ``glue``. Colab and plain Jupyter do not have myst-nb,
-    and the reader there sees the value in the code instead, so without it this only returns
-    ``value``.
+    and the reader there sees the value in the code instead, so without it this does nothing.
+    Like myst-nb's, it returns nothing, so a cell that ends with it shows no stray output.
     """
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
-        return value
+        return
     myst_glue(name, value, display=display)
-    return value
