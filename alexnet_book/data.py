@@ -44,6 +44,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision import datasets, tv_tensors
 from torchvision.transforms import v2
 
+from ._checks import whole_number as _whole
+
 __all__ = [
     "DataBundle",
     "DATASET_NAMES",
@@ -105,15 +107,6 @@ class DataBundle:
     image_size: int  # side of the square images the model gets
     classes: tuple[str, ...]
     name: str
-
-
-def _whole(name: str, value, *, minimum: int) -> int:
-    """``value`` if it is an int ≥ ``minimum``; otherwise an error that says what was wrong."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ does the arithmetic in the open, and ``layer_table`` walks a model layer by laye
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
 from torch import nn
+
+from ._checks import whole_number as _whole
 
 __all__ = [
     "conv_output_size",
@@ -31,23 +32,6 @@ __all__ = [
 
 Rounding = Literal["exact", "floor", "ceil"]
 _ROUNDINGS = ("exact", "floor", "ceil")
-
-
-def _whole(name: str, value, *, minimum: int) -> int:
-    """Return ``value`` as an int, or raise a ValueError that says what was wrong."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a whole number, got the bool {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        hint = f"int({value!r}) = {int(value)}" if isinstance(value, float) and value.is_integer() else "an int"
-        raise TypeError(
-            f"{name} must be a whole number of pixels, got {value!r} ({type(value).__name__}); "
-            f"sizes, kernels, strides and paddings count pixels, so pass {hint}"
-        ) from None
-    if number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {number}")
-    return number
 
 
 def _check_window(size, kernel, stride, padding, rounding) -> tuple[int, int, int, int]:

@@ -40,6 +40,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
+from ._checks import whole_number
+
 __all__ = [
     "TrainConfig",
     "EpochStats",
@@ -103,12 +105,12 @@ class TrainConfig:
     num_workers: int | None = None  # DataLoader workers; None lets make_loader choose
 
     def __post_init__(self):
-        _check_whole("epochs", self.epochs, minimum=1)
-        _check_whole("batch_size", self.batch_size, minimum=1)
-        _check_whole("max_lr_drops", self.max_lr_drops, minimum=0)
-        _check_whole("plateau_patience", self.plateau_patience, minimum=0)
-        _check_whole("warmup_epochs", self.warmup_epochs, minimum=0)
-        _check_whole("seed", self.seed, minimum=0)
+        whole_number("epochs", self.epochs, minimum=1)
+        whole_number("batch_size", self.batch_size, minimum=1)
+        whole_number("max_lr_drops", self.max_lr_drops, minimum=0)
+        whole_number("plateau_patience", self.plateau_patience, minimum=0)
+        whole_number("warmup_epochs", self.warmup_epochs, minimum=0)
+        whole_number("seed", self.seed, minimum=0)
         _check_number("lr", self.lr, low=0, low_open=True,
                       hint="the paper's is 0.01; try 0.001 if the loss diverges")
         _check_number("momentum", self.momentum, low=0, high=1, high_open=True)
@@ -119,17 +121,12 @@ class TrainConfig:
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.num_workers is not None:
-            _check_whole("num_workers", self.num_workers, minimum=0)
+            whole_number("num_workers", self.num_workers, minimum=0)
 
     @property
     def min_lr(self) -> float:
         """The learning rate after ``max_lr_drops`` drops: the scheduler goes no lower."""
         return self.lr * self.lr_factor**self.max_lr_drops
-
-
-def _check_whole(name: str, value, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number ≥ {minimum}, got {value!r}")
 
 
 def _check_number(name, value, *, low=None, high=None, low_open=False, high_open=False,

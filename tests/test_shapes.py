@@ -102,7 +102,7 @@ def test_pool_stride_defaults_to_kernel_like_pytorch():
         ((10, 0, 1), ValueError, "kernel must be at least 1"),
         ((10, 3, 1, -1), ValueError, "padding must be at least 0"),
         ((5, 11, 1), ValueError, "kernel 11 is larger than the padded input 5"),
-        ((224.5, 11, 4), TypeError, "size must be a whole number of pixels, got 224.5"),
+        ((224.5, 11, 4), TypeError, "size must be a whole number, got 224.5"),
         ((227.0, 11, 4), TypeError, r"pass int\(227.0\) = 227"),
         (("224", 11, 4), TypeError, "size must be a whole number"),
         ((True, 1, 1), TypeError, "bool"),

@@ -149,24 +149,33 @@ def test_warm_up_ramps_the_learning_rate_then_hands_over():
 
 
 @pytest.mark.parametrize("changes, words", [
-    (dict(batch_size=0), "batch_size must be a whole number ≥ 1"),
+    (dict(batch_size=0), "batch_size must be at least 1, got 0"),
     (dict(lr=-0.1), "lr must be a number in (0"),
     (dict(lr_factor=1.0), "the paper divides by 10"),
     (dict(amp="fp8"), "amp must be one of"),
-    (dict(epochs=2.5), "epochs must be a whole number"),
 ])
 def test_bad_settings_say_what_is_wrong(changes, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         TrainConfig(**changes)
 
 
+def test_a_fractional_count_is_a_type_error():
+    with pytest.raises(TypeError, match=re.escape("epochs must be a whole number, got 2.5")):
+        TrainConfig(epochs=2.5)
+
+
 # --- devices and precision ----------------------------------------------------------------
 
 
-def test_pick_device_and_amp_on_this_machine():
-    expected = ("cuda" if torch.cuda.is_available()
-                else "mps" if torch.backends.mps.is_available() else "cpu")
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"),
+                                                 (False, False, "cpu")])
+def test_pick_device_prefers_cuda_then_mps(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
     assert pick_device().type == expected
+
+
+def test_amp_on_this_machine():
     assert resolve_amp("auto", "cpu") == "off"
     assert resolve_amp("off", "cpu") == "off"
     assert resolve_amp("bf16", "cpu") == "bf16"
