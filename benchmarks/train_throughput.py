@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from alexnet_book import AlexNet
+from alexnet_book.train import pick_device, resolve_amp
 
 IMAGE_SIZE = 227
 NUM_CLASSES = 1000
@@ -103,9 +104,8 @@ def _synchronize(device: torch.device) -> None:
 
 
 def _amp_dtype(device: torch.device) -> torch.dtype:
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
+    """The trainer's choice: bf16 where the device has it, else fp16 with a gradient scaler."""
+    return torch.float16 if resolve_amp("auto", device) == "fp16" else torch.bfloat16
 
 
 def _training_step(model, optimizer, images, labels, setting, device, scaler):
@@ -235,14 +235,8 @@ def measured_matmul_peak(device: torch.device) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
-def pick_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def device_from(name: str) -> torch.device:
+    return pick_device() if name == "auto" else torch.device(name)
 
 
 def describe(device: torch.device) -> tuple[str, float | None]:
@@ -295,7 +289,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", help="write the measurements to this file")
     args = parser.parse_args(argv)
 
-    device = pick_device(args.device)
+    device = device_from(args.device)
     on_cpu = device.type == "cpu"
     batch_size = args.batch_size or (8 if on_cpu else 256)
     steps = args.steps or (2 if on_cpu else 20)

@@ -9,17 +9,10 @@ import torch
 from torch import nn
 
 from alexnet_book import AlexNet
+from alexnet_book.train import pick_device
 
 
-def _accelerator():
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return None
-
-
-DEVICE = _accelerator()
+DEVICE = pick_device() if pick_device().type != "cpu" else None
 pytestmark = pytest.mark.skipif(DEVICE is None, reason="no CUDA or MPS device")
 
 
