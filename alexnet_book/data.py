@@ -57,6 +57,8 @@ __all__ = [
     "paper_train_transform",
     "paper_eval_transform",
     "ten_crop_predict",
+    "SAMPLE_PHOTOS",
+    "sample_photo",
     "load_data",
     "make_loader",
 ]
@@ -400,6 +402,32 @@ class TensorImageDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
+
+
+# Colour photographs that scikit-learn ships (427×640 each): offline, like the digits.
+SAMPLE_PHOTOS = ("china", "flower")
+
+
+def sample_photo(name: str = "china", *, size: int = PAPER_CROP, grey: bool = False) -> torch.Tensor:
+    """A real photograph as a float tensor (3 or 1, size, size) with values in [0, 1].
+
+    As in the paper's test pipeline, the shorter side is resized to ``size`` and the centre
+    square is cut out. ``grey=True`` gives one channel (ITU-R 601 luma), for networks trained on
+    grey images such as the digits. Nothing is downloaded: the photographs ship inside
+    scikit-learn.
+    """
+    from sklearn.datasets import load_sample_image
+
+    if name not in SAMPLE_PHOTOS:
+        raise ValueError(f"no sample photo named {name!r}; the offline ones are {SAMPLE_PHOTOS}")
+    size = _whole("size", size, minimum=1)
+    photo = np.array(load_sample_image(f"{name}.jpg"))  # a writable copy: (427, 640, 3) uint8
+    pixels = torch.from_numpy(photo).permute(2, 0, 1)
+    steps = [v2.Resize(size, antialias=True), v2.CenterCrop(size),
+             v2.ToDtype(torch.float32, scale=True)]
+    if grey:
+        steps.append(v2.Grayscale())
+    return v2.Compose(steps)(tv_tensors.Image(pixels)).as_subclass(torch.Tensor)
 
 
 def _digits(*, image_size: int, channels: int, augment: bool, pca_lighting: bool) -> DataBundle:

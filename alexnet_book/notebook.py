@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["glue", "in_colab"]
+__all__ = ["glue", "glue_facts", "in_colab"]
 
 
 def in_colab() -> bool:
@@ -24,3 +24,15 @@ def glue(name: str, value, display: bool = False) -> None:
     except ImportError:
         return
     myst_glue(name, value, display=display)
+
+
+def glue_facts(facts: dict, prefix: str = "") -> None:
+    """``glue`` every number and string of ``facts`` under ``prefix + key``.
+
+    Made for ``alexnet_book.shapes.describe_layer``: ``glue_facts(describe_layer("conv2"))``
+    lets the prose write ``{glue:text}`params:,``` and ``{glue:text}`mac_share:.1%```.
+    Tuples and other values are skipped: glue their text forms (``in_text``, ``out_text``).
+    """
+    for key, value in facts.items():
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            glue(prefix + key, value)

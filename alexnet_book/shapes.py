@@ -26,7 +26,9 @@ __all__ = [
     "LayerRow",
     "LayerTable",
     "layer_table",
+    "describe_layer",
     "ReceptiveField",
+    "grow_receptive_field",
     "receptive_fields",
 ]
 
@@ -223,6 +225,19 @@ class LayerTable:
     def total_macs(self) -> int:
         return sum(row.macs for row in self.rows)
 
+    def input_shape_of(self, name: str) -> tuple[int, ...]:
+        """What layer ``name`` receives per example: the previous row's output, or the input."""
+        index = self.rows.index(self[name])
+        return self.input_shape if index == 0 else self.rows[index - 1].out_shape
+
+    def param_share(self, name: str) -> float:
+        """The fraction of the network's parameters that layer ``name`` holds."""
+        return self[name].params / self.total_params
+
+    def mac_share(self, name: str) -> float:
+        """The fraction of the network's multiply-adds per image that layer ``name`` does."""
+        return self[name].macs / self.total_macs
+
     def _cells(self) -> list[list[str]]:
         def pair(p):
             return "" if p is None else (str(p[0]) if p[0] == p[1] else f"{p[0]}×{p[1]}")
@@ -394,6 +409,47 @@ def layer_table(model_or_spec="paper", input_size: int | tuple[int, int] | None 
     return LayerTable(rows, input_shape, title=title)
 
 
+def _paper_order(shape: tuple[int, ...]) -> str:
+    """(C, H, W) as the paper writes it, H×W×C; a vector as its length."""
+    return f"{shape[1]}×{shape[2]}×{shape[0]}" if len(shape) == 3 else str(shape[0])
+
+
+def describe_layer(name: str, model_or_spec="paper", input_size: int | None = None) -> dict:
+    """Everything a chapter states about one conv or fc layer, computed from the model.
+
+    Keys: ``name``, ``kind``, ``in_shape`` and ``out_shape`` (C, H, W) with ``in_text`` and
+    ``out_text`` as the paper writes them (H×W×C), ``kernels``, ``kernel_text`` (one kernel's
+    shape, e.g. ``"5×5×48"``), ``groups``, ``stride``, ``padding``, ``params``, ``neurons``,
+    ``macs``, ``param_share`` and ``mac_share`` (fractions of the whole network),
+    ``receptive_field`` (input pixels one output unit sees along a side) and ``jump`` (input
+    pixels between neighbouring units).
+    """
+    model = _resolve_model(model_or_spec)
+    table = layer_table(model, input_size)
+    row = table[name]
+    if row.kind not in ("conv", "fc"):
+        raise ValueError(f"{name} is a {row.kind} layer; describe_layer describes conv and fc "
+                         "layers (conv1..conv5, fc6..fc8)")
+    in_shape = table.input_shape_of(name)
+    field_ = receptive_fields(model, input_size)[name]
+    if row.kind == "conv":
+        kernel_text = f"{row.kernel[0]}×{row.kernel[1]}×{in_shape[0] // row.groups}"
+    else:
+        kernel_text = f"{math.prod(in_shape):,}"
+    return {
+        "name": name, "kind": row.kind,
+        "in_shape": in_shape, "out_shape": row.out_shape,
+        "in_text": _paper_order(in_shape), "out_text": _paper_order(row.out_shape),
+        "kernels": row.out_channels, "kernel_text": kernel_text,
+        "groups": row.groups or 1,
+        "stride": row.stride[0] if row.stride else None,
+        "padding": row.padding[0] if row.padding else None,
+        "params": row.params, "neurons": row.neurons, "macs": row.macs,
+        "param_share": table.param_share(name), "mac_share": table.mac_share(name),
+        "receptive_field": field_.size, "jump": field_.jump,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Receptive fields
 # --------------------------------------------------------------------------------------------
@@ -414,6 +470,30 @@ class ReceptiveField:
     def pixels(self, unit: int) -> range:
         first = self.start + unit * self.jump
         return range(first, first + self.size)
+
+
+def grow_receptive_field(below: ReceptiveField, kernel: int, stride: int = 1,
+                         padding: int = 0) -> ReceptiveField:
+    """The receptive field after one more window of ``kernel`` units moving ``stride`` units.
+
+    The window reads ``kernel`` neighbouring units of the layer below, which sit ``below.jump``
+    input pixels apart, so the field widens by ``(kernel − 1) · below.jump``; the new layer's
+    units sit ``stride · below.jump`` pixels apart; padding moves the first window's start back
+    by ``padding · below.jump`` pixels. conv1 (11, stride 4) on a single pixel gives 11, jump 4.
+    """
+    if not isinstance(below, ReceptiveField):
+        raise TypeError("below must be the ReceptiveField of the layer underneath, got "
+                        f"{type(below).__name__}; start from ReceptiveField(size=1, jump=1, "
+                        "start=0), a single input pixel")
+    kernel = _whole("kernel", kernel, minimum=1)
+    stride = _whole("stride", stride, minimum=1)
+    padding = _whole("padding", padding, minimum=0)
+    if padding >= kernel:
+        raise ValueError(f"padding {padding} is not smaller than the kernel {kernel}: the "
+                         "outermost windows would read nothing but padding")
+    return ReceptiveField(size=below.size + (kernel - 1) * below.jump,
+                          jump=below.jump * stride,
+                          start=below.start - padding * below.jump)
 
 
 def receptive_fields(model_or_spec="paper",
@@ -438,9 +518,9 @@ def receptive_fields(model_or_spec="paper",
                                  "receptive fields after an adaptive pool that changes the size "
                                  "are not whole windows; use the input size it was built for")
         else:
-            kernel, stride, padding = row.kernel[0], row.stride[0], row.padding[0]
-            field_ = ReceptiveField(size=field_.size + (kernel - 1) * field_.jump,
-                                    jump=field_.jump * stride,
-                                    start=field_.start - padding * field_.jump)
+            if row.kernel[0] != row.kernel[1] or row.stride[0] != row.stride[1]:
+                raise ValueError(f"{row.name} has a {row.kernel[0]}×{row.kernel[1]} window with "
+                                 f"stride {row.stride}: receptive_fields handles square windows")
+            field_ = grow_receptive_field(field_, row.kernel[0], row.stride[0], row.padding[0])
         fields[row.name] = field_
     return fields

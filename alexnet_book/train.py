@@ -41,6 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from ._checks import whole_number
+from .metrics import top_k_hits
 
 __all__ = [
     "TrainConfig",
@@ -659,11 +660,10 @@ def _evaluate(model, loader, *, amp: str, process: _Process,
             logits = model(images)
         logits = logits.float()
         num_classes = logits.shape[1]
-        top = logits.topk(min(5, num_classes), dim=1).indices
-        hits = top == labels[:, None]
+        top5 = top_k_hits(logits, labels, min(5, num_classes))
         totals += torch.stack([
             nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
-            hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
+            top_k_hits(logits, labels, 1).sum().double(), top5.sum().double(),
             torch.tensor(labels.numel(), dtype=torch.float64, device=process.device)])
     loss_sum, top1, top5, count = _sum_over_processes(totals, process).tolist()
     if count == 0:

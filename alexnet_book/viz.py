@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from .shapes import LayerTable, conv_output_size
 
-__all__ = ["draw_sliding_windows", "plot_layer_costs", "plot_kernels", "plot_history"]
+__all__ = ["draw_sliding_windows", "plot_layer_costs", "plot_kernels", "plot_history",
+           "plot_feature_maps", "plot_receptive_fields"]
 
 
 def draw_sliding_windows(size: int, kernel: int, stride: int, padding: int = 0, *,
@@ -178,3 +179,76 @@ def plot_history(histories, *, metrics=("loss", "top1"), axes=None):
             metric, metric.replace("_", " ")))
         ax.legend(fontsize=8)
     return axes
+
+
+def plot_feature_maps(maps, *, count: int = 16, columns: int = 8, image=None, title: str = "",
+                      axes=None):
+    """Draw the first ``count`` feature maps of one image's layer output, (channels, H, W).
+
+    Each map is stretched to its own brightness range (brighter: stronger response); a map that
+    is zero everywhere (a ReLU that never fired on this image) stays black. With ``image``
+    (channels, H, W) the input is drawn first, for comparison. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    maps = torch.as_tensor(maps).detach().float().cpu()
+    if maps.dim() == 4 and maps.shape[0] == 1:
+        maps = maps[0]
+    if maps.dim() != 3:
+        raise ValueError(f"maps must be one image's layer output (channels, H, W), got "
+                         f"{tuple(maps.shape)}; take outputs[0] of a batch")
+    count = min(count, maps.shape[0])
+    panels = count + (image is not None)
+    rows = int(np.ceil(panels / columns))
+    if axes is None:
+        _, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.4 * rows + 0.4),
+                               squeeze=False)
+    axes = np.asarray(axes).ravel()
+    panel_axes = iter(axes)
+    if image is not None:
+        picture = torch.as_tensor(image).detach().float().cpu()
+        picture = (picture - picture.min()) / (picture.max() - picture.min()).clamp_min(1e-12)
+        ax = next(panel_axes)
+        if picture.shape[0] == 1:
+            ax.imshow(picture[0], cmap="gray")
+        else:
+            ax.imshow(picture.permute(1, 2, 0))
+        ax.set_title("input", fontsize=8)
+    for index in range(count):
+        ax = next(panel_axes)
+        ax.imshow(maps[index], cmap="magma", vmin=0 if maps[index].min() >= 0 else None)
+        ax.set_title(f"map {index + 1}", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        axes[0].figure.suptitle(title, fontsize=10)
+    return axes
+
+
+def plot_receptive_fields(fields, input_size: int, *, highlight: str | None = None, ax=None):
+    """Bars of each layer's receptive field in input pixels, against the input's side.
+
+    ``fields`` is ``alexnet_book.shapes.receptive_fields(...)``; conv and pooling layers are
+    drawn (a fully-connected layer sees everything). Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    names = [name for name in fields if not name.startswith("fc")]
+    if highlight is not None and highlight not in names:
+        raise ValueError(f"highlight must name a conv or pooling layer, one of {names}; "
+                         f"got {highlight!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3))
+    sizes = [fields[name].size for name in names]
+    colours = ["tab:orange" if name == highlight else "tab:blue" for name in names]
+    ax.bar(names, sizes, color=colours)
+    ax.axhline(input_size, color="grey", linestyle="--", linewidth=1)
+    ax.text(len(names) - 0.5, input_size, f"input side: {input_size}", ha="right",
+            va="bottom", fontsize=8)
+    for x, size in enumerate(sizes):
+        ax.text(x, size, str(size), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("receptive field (input pixels)")
+    ax.set_ylim(0, max(max(sizes), input_size) * 1.15)
+    return ax
