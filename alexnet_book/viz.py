@@ -212,13 +212,14 @@ def plot_feature_maps(maps, *, count: int = 16, columns: int = 8, image=None, ti
         picture = (picture - picture.min()) / (picture.max() - picture.min()).clamp_min(1e-12)
         ax = next(panel_axes)
         if picture.shape[0] == 1:
-            ax.imshow(picture[0], cmap="gray")
+            ax.imshow(picture[0].numpy(), cmap="gray")
         else:
-            ax.imshow(picture.permute(1, 2, 0))
+            ax.imshow(picture.permute(1, 2, 0).numpy())
         ax.set_title("input", fontsize=8)
     for index in range(count):
         ax = next(panel_axes)
-        ax.imshow(maps[index], cmap="magma", vmin=0 if maps[index].min() >= 0 else None)
+        ax.imshow(maps[index].numpy(), cmap="magma",
+                  vmin=0 if maps[index].min() >= 0 else None)
         ax.set_title(f"map {index + 1}", fontsize=8)
     for ax in axes:
         ax.axis("off")

@@ -567,3 +567,33 @@ def test_cifar10_upscaled_and_normalised_with_its_own_statistics(monkeypatch):
     np.testing.assert_allclose(normalize.mean, pixels.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(normalize.std, pixels.std(axis=0, ddof=1), rtol=1e-6)
     assert any(isinstance(t, PCALighting) for t in bundle.train.transform.transforms)
+
+
+def test_sample_photos_are_real_offline_photographs():
+    from sklearn.datasets import load_sample_image
+
+    from alexnet_book.data import SAMPLE_PHOTOS, sample_photo
+
+    for name in SAMPLE_PHOTOS:
+        photo = sample_photo(name)
+        assert photo.shape == (3, 227, 227) and photo.dtype == torch.float32
+        assert 0 <= photo.min() and photo.max() <= 1 and photo.std() > 0.05  # not blank
+    # At the original height (427) the centre crop is the photograph's own centre pixels.
+    original = torch.from_numpy(np.array(load_sample_image("china.jpg"))).permute(2, 0, 1)
+    left = (640 - 427) // 2
+    torch.testing.assert_close(sample_photo("china", size=427),
+                               original[:, :, left:left + 427].float() / 255)
+    grey = sample_photo("flower", size=64, grey=True)
+    assert grey.shape == (1, 64, 64)
+    colour = sample_photo("flower", size=64)
+    weights = torch.tensor([0.299, 0.587, 0.114])[:, None, None]  # ITU-R 601 luma
+    torch.testing.assert_close(grey[0], (colour * weights).sum(0), atol=2e-3, rtol=0)
+
+
+def test_sample_photo_names_the_offline_photos():
+    from alexnet_book.data import sample_photo
+
+    with pytest.raises(ValueError, match="china"):
+        sample_photo("lena")
+    with pytest.raises(ValueError, match="size must be at least 1"):
+        sample_photo(size=0)

@@ -176,3 +176,56 @@ def test_receptive_fields_refuse_a_resizing_adaptive_pool():
 
     with pytest.raises(ValueError, match="avgpool resizes"):
         receptive_fields("torchvision", 300)  # pool5 gives 8×8, which avgpool resizes to 6×6
+
+
+# The paper's kernel shapes per group (PAPER_FACTS.md, Figure 2) and the receptive fields by hand.
+PAPER_KERNELS = {"conv1": ("11×11×3", 1), "conv2": ("5×5×48", 2), "conv3": ("3×3×256", 1),
+                 "conv4": ("3×3×192", 2), "conv5": ("3×3×192", 2), "fc6": ("9,216", 1),
+                 "fc7": ("4,096", 1), "fc8": ("4,096", 1)}
+
+
+@pytest.mark.parametrize("name", list(PAPER_ROWS))
+def test_describe_layer_states_the_papers_numbers(name):
+    from alexnet_book.shapes import describe_layer
+
+    facts = describe_layer(name)
+    out_shape, params, neurons, macs = PAPER_ROWS[name]
+    assert (facts["out_shape"], facts["params"], facts["neurons"], facts["macs"]) == \
+        (out_shape, params, neurons, macs)
+    assert (facts["kernel_text"], facts["groups"]) == PAPER_KERNELS[name]
+    assert facts["kernels"] == out_shape[0]
+    assert facts["param_share"] == pytest.approx(params / 60_965_224)
+    assert facts["mac_share"] == pytest.approx(macs / 724_406_816)
+
+
+def test_describe_layer_inputs_and_fields():
+    from alexnet_book.shapes import describe_layer
+
+    conv2 = describe_layer("conv2")
+    assert conv2["in_shape"] == (96, 27, 27) and conv2["in_text"] == "27×27×96"
+    assert conv2["out_text"] == "27×27×256" and (conv2["stride"], conv2["padding"]) == (1, 2)
+    # conv1 11, pool1 11 + 2·4 = 19, conv2 19 + 4·8 = 51 pixels; units 8 pixels apart.
+    assert (conv2["receptive_field"], conv2["jump"]) == (51, 8)
+    assert describe_layer("fc6")["in_text"] == "6×6×256"
+    with pytest.raises(ValueError, match="pool layer"):
+        describe_layer("pool1")
+    with pytest.raises(KeyError, match="no layer named 'conv6'"):
+        describe_layer("conv6")
+
+
+def test_growing_a_receptive_field_by_hand_and_its_errors():
+    from alexnet_book.shapes import ReceptiveField, grow_receptive_field
+
+    pixel = ReceptiveField(size=1, jump=1, start=0)
+    conv1 = grow_receptive_field(pixel, 11, 4)
+    assert conv1 == ReceptiveField(size=11, jump=4, start=0)
+    assert grow_receptive_field(conv1, 3, 2) == ReceptiveField(size=19, jump=8, start=0)
+    assert grow_receptive_field(conv1, 5, 1, 2).start == -8
+    with pytest.raises(TypeError, match="ReceptiveField of the layer underneath"):
+        grow_receptive_field(11, 3, 1)
+    with pytest.raises(ValueError, match="stride must be at least 1"):
+        grow_receptive_field(pixel, 3, 0)
+    with pytest.raises(ValueError, match="padding 3 is not smaller than the kernel 3"):
+        grow_receptive_field(pixel, 3, 1, 3)
+    with pytest.raises(TypeError, match="whole number"):
+        grow_receptive_field(pixel, 2.5, 1)

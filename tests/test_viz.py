@@ -71,3 +71,29 @@ def test_history_curves():
     assert axes[0].lines[1].get_ydata().tolist() == [2.5, 1.25, 2.5 / 3]
     with pytest.raises(ValueError, match="no column train_accuracy"):
         plot_history(history, metrics=("accuracy",))
+
+
+def test_feature_maps_draw_each_map_and_the_input():
+    from alexnet_book.viz import plot_feature_maps
+
+    maps = torch.rand(20, 9, 9)
+    axes = plot_feature_maps(maps, count=5, columns=4, image=torch.rand(1, 33, 33), title="conv1")
+    drawn = [ax for ax in axes if ax.images]
+    assert len(drawn) == 6  # the input and five maps
+    torch.testing.assert_close(torch.as_tensor(drawn[2].images[0].get_array()), maps[1])
+    assert axes[0].get_title() == "input" and axes[0].figure._suptitle.get_text() == "conv1"
+    with pytest.raises(ValueError, match="outputs\\[0\\]"):
+        plot_feature_maps(torch.rand(2, 3, 9, 9))
+
+
+def test_receptive_field_bars_are_the_fields():
+    from alexnet_book.shapes import receptive_fields
+    from alexnet_book.viz import plot_receptive_fields
+
+    fields = receptive_fields("paper")
+    ax = plot_receptive_fields(fields, 227, highlight="conv4")
+    heights = [bar.get_height() for bar in ax.patches]
+    # By hand: 11, +2·4, +4·8, +2·8, +2·16 three times, +2·16 for pool5.
+    assert heights == [11, 19, 51, 67, 99, 131, 163, 195]
+    with pytest.raises(ValueError, match="highlight must name"):
+        plot_receptive_fields(fields, 227, highlight="fc6")
