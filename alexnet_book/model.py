@@ -99,7 +99,14 @@ def _choice(name: str, value, choices) -> None:
 
 def _scaled_channels(kernels, width: float, groups: int) -> list[int]:
     """Scale every layer's kernel count, keeping each divisible by the number of groups."""
-    return [max(groups, round(count * width / groups) * groups) for count in kernels]
+    scaled = [round(count * width / groups) * groups for count in kernels]
+    if 0 in scaled:
+        layer = scaled.index(0) + 1
+        smallest = max(groups / 2 / count for count in kernels)
+        raise ValueError(f"width={width:g} leaves conv{layer} with no kernels "
+                         f"({kernels[layer - 1]} × {width:g}, in groups of {groups}, rounds to "
+                         f"0); use width ≥ {smallest:.4g}")
+    return scaled
 
 
 class AlexNet(nn.Sequential):
@@ -116,7 +123,8 @@ class AlexNet(nn.Sequential):
     - ``groups``: groups of conv2, conv4 and conv5 (2 is the paper's two-GPU split, 1 is none).
     - ``activation``: ``"relu"`` or ``"tanh"`` (the paper's Figure 1 comparison).
     - ``norm``: after the ReLU of conv1 and conv2: ``"lrn"``, ``"batchnorm"`` or ``"none"``.
-    - ``lrn_convention``: ``"paper"``, ``"pytorch"`` or ``"caffe"`` (see ``alexnet_book.lrn``).
+    - ``lrn_convention``: ``"paper"`` (the default), ``"pytorch"`` or ``"caffe"`` (see
+      ``alexnet_book.lrn``); only with LRN.
     - ``pooling``: ``"overlapping"`` (3×3, stride 2) or ``"non-overlapping"`` (2×2, stride 2).
     - ``dropout``: probability in fc6 and fc7; 0 removes the dropout layers.
     - ``init``: ``"paper"`` (weights N(0, 0.01), biases 1 in conv2, conv4, conv5, fc6, fc7),
@@ -135,7 +143,7 @@ class AlexNet(nn.Sequential):
         groups: int | None = None,
         activation: str = "relu",
         norm: str | None = None,
-        lrn_convention: str = "paper",
+        lrn_convention: str | None = None,
         pooling: str = "overlapping",
         dropout: float = 0.5,
         init: str | None = None,
@@ -146,6 +154,11 @@ class AlexNet(nn.Sequential):
         groups = spec.groups if groups is None else groups
         input_size = spec.input_size if input_size is None else input_size
         init = spec.init if init is None else init
+        if lrn_convention is not None and norm != "lrn":
+            raise ValueError(f"lrn_convention={lrn_convention!r} only applies to LRN, but this "
+                             f"network has norm={norm!r}; set norm='lrn' or leave "
+                             "lrn_convention out")
+        lrn_convention = "paper" if lrn_convention is None else lrn_convention
         _check_options(num_classes, in_channels, input_size, width, groups, activation, norm,
                        lrn_convention, pooling, dropout, init)
         channels = _scaled_channels(spec.kernels, width, groups)

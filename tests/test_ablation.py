@@ -1,0 +1,87 @@
+"""Ablations switch exactly one idea, reuse cached runs, and name the ideas they know."""
+
+import pytest
+import torch
+
+from alexnet_book import ablation
+from alexnet_book.ablation import IDEAS, AblationSettings, run_ablation
+
+TINY = AblationSettings(epochs=1, seeds=(0,), train_size=128, width=1 / 16)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_BOOK_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_unknown_idea_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown idea 'batchnorm'.*'augmentation', 'dropout', "
+                                         "'lrn', 'overlapping_pooling', 'relu'"):
+        run_ablation("batchnorm")
+
+
+def test_bad_settings_are_explained():
+    with pytest.raises(ValueError, match="at least one seed"):
+        AblationSettings(seeds=())
+    with pytest.raises(ValueError, match="switches"):
+        run_ablation("lrn", AblationSettings(base={"norm": "batchnorm"}))
+    with pytest.raises(TypeError, match="AblationSettings"):
+        run_ablation("lrn", {"epochs": 1})
+
+
+@pytest.mark.parametrize("idea", sorted(IDEAS))
+def test_each_arm_builds_the_network_it_names(idea, monkeypatch):
+    built = []
+    original = ablation.AlexNet
+
+    def spy(*args, **kwargs):
+        built.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ablation, "AlexNet", spy)
+    monkeypatch.setattr(ablation, "train", lambda model, *a, **k: ablation.History())
+    loaded = []
+    real_load = ablation.load_data
+    monkeypatch.setattr(ablation, "load_data",
+                        lambda *a, **k: loaded.append(k["augment"]) or real_load(*a, **k))
+    run_ablation(idea, TINY, cache=False)
+    on, off = IDEAS[idea].on, IDEAS[idea].off
+    for options, arm, augment in zip(built, (on, off), loaded):
+        for key, value in arm.items():
+            if key == "augment":
+                assert augment is value
+            else:
+                assert options[key] == value
+    # Everything else is the same in both arms.
+    assert {k: v for k, v in built[0].items() if k not in on} == \
+        {k: v for k, v in built[1].items() if k not in off}
+
+
+def test_runs_are_cached_and_reproducible(cache):
+    first = run_ablation("dropout", TINY)
+    assert first.cached == 0 and first.seconds > 0
+    assert len(list((cache / "ablations").glob("dropout-*.json"))) == 2
+    again = run_ablation("dropout", TINY)
+    assert again.cached == 2 and again.seconds == 0
+    fresh = run_ablation("dropout", TINY, cache=False)
+    for label in first.labels:
+        assert again.final("val_top1", label) == first.final("val_top1", label)
+        # Trained again from the same seed: the same network, so the same validation loss.
+        assert fresh.final("val_loss", label) == pytest.approx(first.final("val_loss", label))
+
+
+def test_result_summaries_by_hand():
+    rows = [dict(epoch=e, lr=0.01, train_loss=1.0, train_top1=top1, val_loss=1.0, val_top1=top1,
+                 val_top5=None, seconds=1.0, images_per_second=1.0)
+            for e, top1 in enumerate([0.5, 0.7, 0.8])]
+    history = ablation.History.from_dict({"rows": rows})
+    result = ablation.AblationResult(IDEAS["relu"], TINY, {"ReLU": [history], "tanh": [history]},
+                                     seconds=0.0, cached=2)
+    # Errors 0.5, 0.3, 0.2: first below 0.25 at epoch 3, below 0.1 never.
+    assert result.first_epoch_below("train_error", "ReLU", 0.25) == [3]
+    assert result.first_epoch_below("val_error", "tanh", 0.1) == [None]
+    assert result.final("val_top1", "ReLU") == [0.8]
+    assert result.mean_curve("val_top1", "tanh") == pytest.approx([0.5, 0.7, 0.8])
+    with pytest.raises(ValueError, match="arms are \\['ReLU', 'tanh'\\]"):
+        result.final("val_top1", "sigmoid")
