@@ -355,12 +355,18 @@ def _table_layers(model: nn.Module) -> Iterable[tuple[str, nn.Module]]:
 def _resolve_model(model_or_spec) -> nn.Module:
     if isinstance(model_or_spec, nn.Module):
         return model_or_spec
+    import torch
+
     from .model import AlexNet  # imported here: model.py uses this module
 
+    # Only shapes are needed: build on the meta device, allocating and initialising nothing
+    # (a full-width network takes most of a second to initialise otherwise).
     if isinstance(model_or_spec, str):
-        return AlexNet(model_or_spec)
+        with torch.device("meta"):
+            return AlexNet(model_or_spec)
     if isinstance(model_or_spec, dict):
-        return AlexNet(**model_or_spec)
+        with torch.device("meta"):
+            return AlexNet(**model_or_spec)
     raise TypeError(
         "layer_table takes an nn.Module, a variant name ('paper' or 'torchvision') or a dict "
         f"of AlexNet options, got {type(model_or_spec).__name__}"
