@@ -69,7 +69,9 @@ class TwoColumnAlexNet(nn.Module):
 
     ``devices`` defaults to two GPUs when there are two, else to the CPU twice (the same
     arithmetic, without the parallelism). The columns copy each other's maps before conv3, fc6
-    and fc7, and fc8 runs on the first device, as in Figure 2.
+    and fc7, and fc8 runs on the first device, as in Figure 2. After each forward pass,
+    ``exchanges`` lists where the columns communicated and how many values per image crossed
+    between the devices there: ``[("conv3", ...), ("fc6", ...), ("fc7", ...)]``.
     """
 
     def __init__(self, model: AlexNet, devices: tuple[str, str] | None = None):
@@ -86,21 +88,25 @@ class TwoColumnAlexNet(nn.Module):
         self.columns = nn.ModuleList(_Column(model, c).to(d) for c, d in enumerate(self.devices))
         self.fc8 = copy.deepcopy(model.fc8).to(self.devices[0])
         self.input_size = model.input_size
+        self.exchanges: list[tuple[str, int]] = []
 
     def _each(self, name: str, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         return [getattr(column, name)(x) for column, x in zip(self.columns, inputs)]
 
-    def _exchange(self, halves: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _exchange(self, halves: list[torch.Tensor], before: str) -> list[torch.Tensor]:
         """Both halves on both devices, concatenated: where the GPUs communicate."""
+        # Each column sends its half to the other: all of both halves cross, once per image.
+        self.exchanges.append((before, sum(h[0].numel() for h in halves)))
         return [torch.cat([h.to(device) for h in halves], dim=1) for device in self.devices]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.exchanges = []
         halves = self._each("conv1", [x.to(d) for d in self.devices])  # both read the image
         halves = self._each("conv2", halves)  # own half only (groups=2)
-        halves = self._each("conv3", self._exchange(halves))  # conv3 reads both halves
+        halves = self._each("conv3", self._exchange(halves, "conv3"))  # reads both halves
         halves = self._each("conv4", halves)
         halves = self._each("conv5", halves)
         # Column 0's flattened (C, H, W) maps, then column 1's: the single network's order.
-        halves = self._each("fc6", self._exchange([h.flatten(1) for h in halves]))
-        halves = self._each("fc7", self._exchange(halves))
+        halves = self._each("fc6", self._exchange([h.flatten(1) for h in halves], "fc6"))
+        halves = self._each("fc7", self._exchange(halves, "fc7"))
         return self.fc8(torch.cat([h.to(self.devices[0]) for h in halves], dim=1))

@@ -182,8 +182,9 @@ def plot_history(histories, *, metrics=("loss", "top1"), axes=None):
 
 
 def plot_feature_maps(maps, *, count: int = 16, columns: int = 8, image=None, title: str = "",
-                      axes=None):
-    """Draw the first ``count`` feature maps of one image's layer output, (channels, H, W).
+                      indices=None, axes=None):
+    """Draw the first ``count`` feature maps of one image's layer output, (channels, H, W),
+    or the maps numbered in ``indices`` (0-based; titled by their number, counting from 1).
 
     Each map is stretched to its own brightness range (brighter: stronger response); a map that
     is zero everywhere (a ReLU that never fired on this image) stays black. With ``image``
@@ -199,7 +200,13 @@ def plot_feature_maps(maps, *, count: int = 16, columns: int = 8, image=None, ti
     if maps.dim() != 3:
         raise ValueError(f"maps must be one image's layer output (channels, H, W), got "
                          f"{tuple(maps.shape)}; take outputs[0] of a batch")
-    count = min(count, maps.shape[0])
+    if indices is None:
+        indices = range(min(count, maps.shape[0]))
+    indices = list(indices)
+    if any(not 0 <= i < maps.shape[0] for i in indices):
+        raise ValueError(f"indices must lie in 0..{maps.shape[0] - 1}, the layer's maps; "
+                         f"got {indices}")
+    count = len(indices)
     panels = count + (image is not None)
     rows = int(np.ceil(panels / columns))
     if axes is None:
@@ -216,7 +223,7 @@ def plot_feature_maps(maps, *, count: int = 16, columns: int = 8, image=None, ti
         else:
             ax.imshow(picture.permute(1, 2, 0).numpy())
         ax.set_title("input", fontsize=8)
-    for index in range(count):
+    for index in indices:
         ax = next(panel_axes)
         ax.imshow(maps[index].numpy(), cmap="magma",
                   vmin=0 if maps[index].min() >= 0 else None)

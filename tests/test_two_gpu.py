@@ -59,3 +59,14 @@ def test_bad_input():
         TwoColumnAlexNet(AlexNet("torchvision", **SMALL))
     with pytest.raises(ValueError, match="AlexNet\\('paper'\\)"):
         TwoColumnAlexNet(nn.Linear(2, 2))
+
+
+def test_exchanges_are_counted_where_the_paper_says_the_gpus_communicate():
+    torch.manual_seed(0)
+    model = AlexNet("paper", width=1 / 8, num_classes=10, input_size=67, norm="none").eval()
+    columns = TwoColumnAlexNet(model)
+    assert columns.exchanges == []
+    with torch.no_grad():
+        columns(torch.randn(3, 3, 67, 67))
+    # At 67: pool2 is 32 maps of 3×3, pool5 32 maps of 1×1, fc6 512 units; per image.
+    assert columns.exchanges == [("conv3", 32 * 3 * 3), ("fc6", 32), ("fc7", 512)]

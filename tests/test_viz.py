@@ -97,3 +97,14 @@ def test_receptive_field_bars_are_the_fields():
     assert heights == [11, 19, 51, 67, 99, 131, 163, 195]
     with pytest.raises(ValueError, match="highlight must name"):
         plot_receptive_fields(fields, 227, highlight="fc6")
+
+
+def test_feature_maps_chosen_by_index_keep_their_numbers():
+    from alexnet_book.viz import plot_feature_maps
+
+    maps = torch.rand(10, 5, 5)
+    axes = plot_feature_maps(maps, indices=[0, 7], columns=2)
+    assert [ax.get_title() for ax in axes] == ["map 1", "map 8"]
+    torch.testing.assert_close(torch.as_tensor(axes[1].images[0].get_array()), maps[7])
+    with pytest.raises(ValueError, match="indices must lie in 0..9"):
+        plot_feature_maps(maps, indices=[10])
