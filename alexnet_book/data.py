@@ -109,6 +109,9 @@ class DataBundle:
     image_size: int  # side of the square images the model gets
     classes: tuple[str, ...]
     name: str
+    # The last step of the validation transform: the mean subtracted and the standard
+    # deviation divided, per channel, as the model expects its input. None if there is none.
+    normalize: v2.Normalize | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,7 +476,8 @@ def _digits(*, image_size: int, channels: int, augment: bool, pca_lighting: bool
     return DataBundle(train=Subset(train, train_idx), val=Subset(val, val_idx),
                       num_classes=len(digits.target_names), in_channels=channels,
                       image_size=image_size,
-                      classes=tuple(str(name) for name in digits.target_names), name="digits")
+                      classes=tuple(str(name) for name in digits.target_names), name="digits",
+                      normalize=normalize)
 
 
 def _with_transform(dataset: Dataset, transform: Callable) -> Dataset:
@@ -505,7 +509,7 @@ def _photo_bundle(train: Dataset, val: Dataset, *, name: str, classes: Sequence[
         training = evaluate
     return DataBundle(train=_with_transform(train, training), val=_with_transform(val, evaluate),
                       num_classes=len(classes), in_channels=3, image_size=image_size,
-                      classes=tuple(classes), name=name)
+                      classes=tuple(classes), name=name, normalize=_normalize(mean, std))
 
 
 def _not_found(what: str, folder: Path, name: str) -> FileNotFoundError:

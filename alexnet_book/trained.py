@@ -60,6 +60,11 @@ class TrainedNet:
     path: Path | None  # the cache file, or None when not cached
     from_cache: bool  # True when this call loaded it instead of training
 
+    @property
+    def final(self):
+        """The last epoch's numbers: the model holds that epoch's weights (not the best's)."""
+        return self.history[-1]
+
 
 def cache_dir() -> Path:
     """Where the package keeps what it computes once: ``ALEXNET_BOOK_CACHE``, else the user's

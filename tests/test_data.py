@@ -597,3 +597,10 @@ def test_sample_photo_names_the_offline_photos():
         sample_photo("lena")
     with pytest.raises(ValueError, match="size must be at least 1"):
         sample_photo(size=0)
+
+
+def test_bundles_expose_the_normalisation_the_model_expects():
+    digits = load_data("digits", augment=False)
+    image, _ = digits.val[0]
+    raw = digits.val.dataset.images[digits.val.indices[0]]
+    torch.testing.assert_close(digits.normalize(raw), image)
