@@ -1,10 +1,10 @@
 """Every chapter with exercises becomes an assignment whose checks can fail and can pass.
 
 One ``make_assignments`` run over the real book is shared by the module. For each chapter the
-generated student notebook is checked as a student would check it (the public tests in
-``student/tests``: untouched, they fail) and graded as a teacher would grade it (``otter run``
-with the autograder zip: untouched it scores 0; with the master's solutions, the autograder
-notebook, full marks, so every check passes).
+generated student notebook, untouched, is run once against every test: its public checks (the
+ones a student runs, shipped in ``student/tests``) fail and it scores 0. The master's solutions
+(the autograder notebook) are graded as a teacher grades, with ``otter run`` and the autograder
+zip, and get full marks, so every check passes.
 """
 
 import re
@@ -43,38 +43,48 @@ def _questions(result):
     return sorted(path.stem for path in (result.autograder_zip.parent / "tests").glob("*.py"))
 
 
-def _public_outcomes(notebook, tests_dir, monkeypatch):
-    """{question: [passed, ...]} for the public tests a student runs with grader.check."""
+def _untouched_outcomes(result, monkeypatch):
+    """Run the untouched student notebook once against every test, public and hidden.
+
+    Returns ({question: [passed, ...] for its public cases}, {question: score}).
+    """
+    notebook = result.student_notebook
+    all_tests = result.autograder_zip.parent / "tests"
     monkeypatch.chdir(notebook.parent)  # the notebook's grader.check cells write .OTTER_LOG here
-    graded = grade_notebook(str(notebook), tests_glob=sorted(map(str, tests_dir.glob("*.py"))),
-                            cwd=str(notebook.parent), test_dir=str(tests_dir))
-    return {name: [case.passed for case in result.test_case_results]
-            for name, result in graded.results.items()}
+    graded = grade_notebook(str(notebook), tests_glob=sorted(map(str, all_tests.glob("*.py"))),
+                            cwd=str(notebook.parent), test_dir=str(all_tests))
+    public = {name: [case.passed for case in outcome.test_case_results
+                     if not case.test_case.hidden]
+              for name, outcome in graded.results.items()}
+    scores = {name: outcome.score for name, outcome in graded.results.items()}
+    return public, scores
 
 
 @pytest.mark.parametrize("chapter", [path.stem for path in CHAPTERS])
-def test_student_checks_fail_on_the_untouched_notebook(assignments, chapter, monkeypatch):
+def test_an_untouched_notebook_fails_its_checks_and_scores_zero(assignments, chapter,
+                                                                monkeypatch):
+    # One execution of the student's notebook serves both views: the checks a student runs
+    # (the public tests, also shipped in student/tests) fail, and grading gives no points.
     result = assignments[chapter]
-    public_tests = result.student_notebook.parent / "tests"
-    untouched = _public_outcomes(result.student_notebook, public_tests, monkeypatch)
-    assert sorted(untouched) == _questions(result)
+    public_files = sorted(p.stem for p in (result.student_notebook.parent / "tests").glob("*.py"))
+    assert public_files == _questions(result)
+    public, scores = _untouched_outcomes(result, monkeypatch)
+    assert sorted(public) == _questions(result)
     for question in _questions(result):
-        assert not all(untouched[question]), f"{chapter} {question}: an empty answer passes"
+        assert public[question], f"{chapter} {question}: no public test a student can run"
+        assert not all(public[question]), f"{chapter} {question}: an empty answer passes"
+        assert scores[question] == 0, f"{chapter} {question}: an empty answer scores points"
 
 
 @pytest.mark.parametrize("chapter", [path.stem for path in CHAPTERS])
-def test_otter_run_scores_zero_untouched_and_full_with_solutions(assignments, chapter,
-                                                                  tmp_path):
-    # Full marks mean every test passed, the public checks among them; each grading executes
-    # the whole chapter, so the solved notebook's public checks are not run a third time.
+def test_otter_run_gives_the_solutions_full_marks(assignments, chapter, tmp_path):
+    # Full marks mean every test passed, the public checks among them; otter run is how a
+    # teacher grades (without Docker here), so the solved notebook goes through it.
     result = assignments[chapter]
-    untouched = classroom.grade_submission(result.autograder_zip, result.student_notebook,
-                                           tmp_path / "untouched")
     solved = classroom.grade_submission(result.autograder_zip,
                                         result.autograder_zip.parent / result.master.name,
                                         tmp_path / "solved")
-    assert set(untouched) == set(solved) == set(_questions(result))
-    assert all(score.score == 0 for score in untouched.values()), untouched
+    assert set(solved) == set(_questions(result))
     assert all(score.score == score.max_score > 0 for score in solved.values()), solved
 
 
