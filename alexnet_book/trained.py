@@ -5,7 +5,8 @@ kernels, feature maps or nearest neighbours need a network that has learned some
 trains one: the paper's network at an eighth of its width, on the offline digits, with the
 paper's recipe except for He et al.'s initialisation (the training chapter shows why the paper's
 stalls at this width). It takes seconds on a CPU and is deterministic: on the CPU with a fixed
-seed, the same versions of the package and PyTorch give the same weights.
+seed, the same versions of the package and PyTorch and the same number of threads (CPU kernels
+split their sums by thread) give the same weights.
 
 The first call trains it and saves it under the user's cache folder (``cache_dir()``: the
 ``ALEXNET_BOOK_CACHE`` environment variable, else ``$XDG_CACHE_HOME/alexnet_book``, else
@@ -78,7 +79,8 @@ def cache_dir() -> Path:
 def _cache_path(recipe: SmallNetRecipe) -> Path:
     # A new recipe, package or PyTorch version gives a new file, never a stale network.
     torch_version = ".".join(torch.__version__.split("+")[0].split(".")[:2])
-    key = json.dumps([asdict(recipe), __version__, torch_version], sort_keys=True)
+    key = json.dumps([asdict(recipe), __version__, torch_version, torch.get_num_threads()],
+                     sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_dir() / f"small_alexnet-{recipe.data}-{digest}.pt"
 

@@ -85,3 +85,24 @@ def test_result_summaries_by_hand():
     assert result.mean_curve("val_top1", "tanh") == pytest.approx([0.5, 0.7, 0.8])
     with pytest.raises(ValueError, match="arms are \\['ReLU', 'tanh'\\]"):
         result.final("val_top1", "sigmoid")
+
+
+def test_the_cache_key_holds_the_thread_count(monkeypatch):
+    # Sums split by thread round differently, so runs with another thread count are other runs.
+    key = ablation._run_key({"dropout": 0.5}, TINY, 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    assert ablation._run_key({"dropout": 0.5}, TINY, 0) != key
+
+
+def test_pca_lighting_reaches_the_augmented_arm_only(monkeypatch):
+    seen = []
+    real_load = ablation.load_data
+
+    def load(*args, **kwargs):
+        seen.append((kwargs["augment"], kwargs["pca_lighting"]))
+        return real_load(*args, **{**kwargs, "pca_lighting": False})  # the digits are grey
+
+    monkeypatch.setattr(ablation, "load_data", load)
+    monkeypatch.setattr(ablation, "train", lambda model, *a, **k: ablation.History())
+    run_ablation("augmentation", AblationSettings(pca_lighting=True, seeds=(0,)), cache=False)
+    assert seen == [(True, True), (False, False)]
