@@ -183,12 +183,14 @@ def _train_arm(arm: dict, settings: AblationSettings, seed: int, progress: bool)
 
 
 def run_ablation(idea: str, settings: AblationSettings | None = None, *, cache: bool = True,
-                 progress: bool = False) -> AblationResult:
+                 progress: bool = False, extra_arms: dict[str, dict] | None = None) -> AblationResult:
     """Train the small network with ``idea`` on and off, once per seed, and return the runs.
 
     ``idea`` is one of ``IDEAS``: ``"relu"`` (against tanh), ``"lrn"``,
-    ``"overlapping_pooling"``, ``"dropout"``, ``"augmentation"``. Runs already in the cache
-    are loaded instead of trained; ``cache=False`` trains everything and stores nothing.
+    ``"overlapping_pooling"``, ``"dropout"``, ``"augmentation"``. ``extra_arms`` adds arms of
+    the same comparison, ``{label: settings}`` in the form of ``Idea.on`` (for example
+    ``{"with batch norm": {"norm": "batchnorm"}}`` next to LRN on and off). Runs already in the
+    cache are loaded instead of trained; ``cache=False`` trains everything and stores nothing.
     """
     if idea not in IDEAS:
         raise ValueError(f"unknown idea {idea!r}; the ideas are {sorted(IDEAS)}")
@@ -200,8 +202,14 @@ def run_ablation(idea: str, settings: AblationSettings | None = None, *, cache: 
     if clash:
         raise ValueError(f"settings.base sets {clash}, which the {idea!r} ablation switches; "
                          "leave them out of base")
+    arms = {spec.on_label: spec.on, spec.off_label: spec.off}
+    for label, arm in (extra_arms or {}).items():
+        if label in arms or not isinstance(arm, dict):
+            raise ValueError(f"extra arm {label!r} must have a new label (not {list(arms)}) "
+                             "and a dict of settings, e.g. {'norm': 'batchnorm'}")
+        arms[label] = arm
     runs, spent, cached = {}, 0.0, 0
-    for label, arm in ((spec.on_label, spec.on), (spec.off_label, spec.off)):
+    for label, arm in arms.items():
         runs[label] = []
         for seed in settings.seeds:
             path = cache_dir() / "ablations" / f"{idea}-{_run_key(arm, settings, seed)}.json"

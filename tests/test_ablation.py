@@ -106,3 +106,13 @@ def test_pca_lighting_reaches_the_augmented_arm_only(monkeypatch):
     monkeypatch.setattr(ablation, "train", lambda model, *a, **k: ablation.History())
     run_ablation("augmentation", AblationSettings(pca_lighting=True, seeds=(0,)), cache=False)
     assert seen == [(True, True), (False, False)]
+
+
+def test_an_extra_arm_is_trained_cached_and_labelled(cache):
+    result = run_ablation("lrn", TINY, extra_arms={"with batch norm": {"norm": "batchnorm"}})
+    assert list(result.runs) == ["with LRN", "without LRN", "with batch norm"]
+    assert len(list((cache / "ablations").glob("lrn-*.json"))) == 3
+    again = run_ablation("lrn", TINY, extra_arms={"with batch norm": {"norm": "batchnorm"}})
+    assert again.cached == 3
+    with pytest.raises(ValueError, match="must have a new label"):
+        run_ablation("lrn", TINY, extra_arms={"with LRN": {"norm": "batchnorm"}})
