@@ -91,3 +91,51 @@ def test_readme_has_two_commands_and_ci_runs_the_test_one():
     ci = (ROOT / ".ci" / "run").read_text()
     assert test in ci.splitlines(), "CI must run the README's test command verbatim"
     assert "jupyter-book build . -W" in ci
+
+
+LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+
+
+def test_the_layers_part_lists_one_chapter_per_layer_in_order():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    [part] = [part for part in toc["parts"] if part["caption"] == "The layers"]
+    assert [entry["file"] for entry in part["chapters"]] == [f"book/layers/{n}" for n in LAYERS]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_chapter_is_graded_and_shows_its_layer(layer):
+    import nbformat
+
+    from alexnet_book.classroom import find_assignment_chapters
+
+    path = BOOK / "layers" / f"{layer}.ipynb"
+    assert path in find_assignment_chapters(BOOK / "layers")
+    chapter = nbformat.read(str(path), as_version=4)
+    questions = [c for c in chapter.cells if c.cell_type == "raw"
+                 and c.source.startswith("# BEGIN QUESTION")]
+    assert len(questions) >= 3, f"{layer}: at least three graded exercises"
+    code = "\n".join(c.source for c in chapter.cells if c.cell_type == "code")
+    # The numbers come from the package, the share figure highlights this layer, and a real
+    # photograph goes through the trained network.
+    assert "describe_layer(" in code and "plot_layer_costs(" in code
+    assert f'highlight="{layer}"' in code or "highlight=LAYER" in code
+    assert "sample_photo(" in code and "small_trained_alexnet(" in code
+
+
+IDEAS = ["relu", "lrn", "overlapping_pooling", "dropout", "augmentation"]
+
+
+def test_the_ideas_part_lists_one_chapter_per_idea_each_graded_with_an_ablation():
+    import nbformat
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    [part] = [part for part in toc["parts"] if part["caption"] == "The ideas"]
+    assert [entry["file"] for entry in part["chapters"]] == [f"book/ideas/{n}" for n in IDEAS]
+    for idea in IDEAS:
+        chapter = nbformat.read(str(BOOK / "ideas" / f"{idea}.ipynb"), as_version=4)
+        code = "\n".join(c.source for c in chapter.cells if c.cell_type == "code")
+        assert "run_ablation(" in code and f'"{idea}"' in code, \
+            f"{idea}: the ablation runs with the package's run_ablation"
+        questions = [c for c in chapter.cells if c.cell_type == "raw"
+                     and c.source.startswith("# BEGIN QUESTION")]
+        assert len(questions) >= 3, f"{idea}: at least three graded exercises"
