@@ -66,6 +66,21 @@ class TrainedNet:
         """The last epoch's numbers: the model holds that epoch's weights (not the best's)."""
         return self.history[-1]
 
+    def describe(self) -> str:
+        """What this network is, what it was trained on, for how long, and how well it does."""
+        kernels = "-".join(str(self.model.get_submodule(f"conv{i}").out_channels)
+                           for i in range(1, 6))
+        size = self.data.image_size
+        where = (f"loaded from the cache ({self.path})" if self.from_cache
+                 else "trained just now" + (f", cached in {self.path}" if self.path else ""))
+        top5 = "" if self.final.val_top5 is None else f", top-5 {self.final.val_top5:.1%}"
+        return (f"{self.model.title}: {kernels} kernels, {self.model.fc7.out_features} hidden "
+                f"units. Trained on {self.data.name} ({len(self.data.train):,} training images "
+                f"of {self.data.in_channels}×{size}×{size}, {self.data.num_classes} classes) for "
+                f"{len(self.history)} epochs in {self.seconds:.1f} s on the CPU; {where}. "
+                f"Validation accuracy after the last epoch: top-1 {self.final.val_top1:.1%}"
+                f"{top5} on {len(self.data.val):,} images.")
+
 
 def cache_dir() -> Path:
     """Where the package keeps what it computes once: ``ALEXNET_BOOK_CACHE``, else the user's

@@ -92,3 +92,13 @@ def test_pretrained_weights_from_the_hub_cache(tmp_path, monkeypatch):
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_the_description_says_what_how_long_and_how_well(cache):
+    net = small_trained_alexnet(ONE_EPOCH)
+    text = net.describe()
+    assert "12-32-48-48-32 kernels" in text and "512 hidden units" in text  # 96…256 ÷ 8
+    assert "1,437 training images of 1×67×67" in text  # 80% of scikit-learn's 1,797 digits
+    assert f"1 epochs in {net.seconds:.1f} s" in text and "trained just now" in text
+    assert f"top-1 {net.history[-1].val_top1:.1%}" in text
+    assert "loaded from the cache" in small_trained_alexnet(ONE_EPOCH).describe()
