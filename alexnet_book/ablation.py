@@ -11,7 +11,6 @@ chapter that is executed again, or by several tools in turn, trains each run onl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import statistics
@@ -23,12 +22,11 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from ._checks import whole_number
 from .data import load_data
 from .model import AlexNet
 from .train import History, TrainConfig, train
-from .trained import cache_dir
+from .trained import cache_dir, cache_key
 
 __all__ = ["Idea", "IDEAS", "AblationSettings", "AblationResult", "run_ablation"]
 
@@ -141,13 +139,8 @@ def _column(history: History, column: str) -> list[float]:
 
 
 def _run_key(arm: dict, settings: AblationSettings, seed: int) -> str:
-    torch_version = ".".join(torch.__version__.split("+")[0].split(".")[:2])
     shared = {k: v for k, v in asdict(settings).items() if k != "seeds"}
-    # CPU kernels split their sums by thread, so the thread count changes the last bits, and
-    # over many steps the run: a run is reproducible for a given count of threads.
-    text = json.dumps([arm, shared, seed, __version__, torch_version, torch.get_num_threads()],
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return cache_key(arm, shared, seed)
 
 
 def _write_json(data: Any, path: Path) -> None:

@@ -91,12 +91,21 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "alexnet_book"
 
 
-def _cache_path(recipe: SmallNetRecipe) -> Path:
-    # A new recipe, package or PyTorch version gives a new file, never a stale network.
+def cache_key(*what) -> str:
+    """A short hash of ``what`` and of everything else that decides a run's numbers.
+
+    A new package or PyTorch version gives a new key, never a stale result; so does another
+    number of CPU threads, because the kernels split their sums by thread, which changes the
+    last bits and, over many steps, the run.
+    """
     torch_version = ".".join(torch.__version__.split("+")[0].split(".")[:2])
-    key = json.dumps([asdict(recipe), __version__, torch_version, torch.get_num_threads()],
-                     sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    text = json.dumps([*what, __version__, torch_version, torch.get_num_threads()],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _cache_path(recipe: SmallNetRecipe) -> Path:
+    digest = cache_key(asdict(recipe))
     return cache_dir() / f"small_alexnet-{recipe.data}-{digest}.pt"
 
 
