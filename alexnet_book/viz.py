@@ -1,14 +1,126 @@
-"""Pictures the chapters draw: sliding windows along one row of pixels, and what each layer costs.
+"""Pictures the chapters draw: the whole network, sliding windows along one row of pixels, what
+each layer costs, kernels, feature maps and training curves; and the book's figure style.
 
 matplotlib is imported inside the functions, so ``import alexnet_book`` stays light.
 """
 
 from __future__ import annotations
 
-from .shapes import LayerTable, conv_output_size
+from torch import nn
 
-__all__ = ["draw_sliding_windows", "plot_layer_costs", "plot_kernels", "plot_history",
-           "plot_feature_maps", "plot_receptive_fields"]
+from .model import VARIANTS
+from .shapes import LayerTable, _paper_order, conv_output_size, layer_table
+
+__all__ = ["BOOK_STYLE", "use_book_style", "plot_network", "draw_sliding_windows",
+           "plot_layer_costs", "plot_kernels", "plot_history", "plot_feature_maps",
+           "plot_receptive_fields"]
+
+_TEXT_GREY = "#333333"
+# Okabe and Ito's colour-blind-safe palette without its black, blue first.
+_OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442"]
+
+# The book's theme shows a figure on the light page, and in dark mode on a light card
+# (--pst-color-text-base) dimmed by a CSS filter. A transparent background lets either show
+# through, and dark grey text reads on both (pure black turns harsh under the contrast filter).
+BOOK_STYLE = {
+    "figure.facecolor": "none",
+    "axes.facecolor": "none",
+    "savefig.facecolor": "none",
+    "savefig.transparent": True,
+    "text.color": _TEXT_GREY,
+    "axes.labelcolor": _TEXT_GREY,
+    "axes.titlecolor": _TEXT_GREY,
+    "axes.edgecolor": _TEXT_GREY,
+    "xtick.color": _TEXT_GREY,
+    "ytick.color": _TEXT_GREY,
+    "legend.frameon": False,  # a transparent legend box would let lines show through it
+    "figure.dpi": 110,  # the inline backend renders at this: a 10-inch figure is 1100 px wide
+}
+
+
+def use_book_style() -> None:
+    """Apply ``BOOK_STYLE`` and a colour-blind-safe colour cycle (Okabe–Ito) to later figures."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    mpl.rcParams.update(BOOK_STYLE)
+    mpl.rcParams["axes.prop_cycle"] = cycler(color=_OKABE_ITO)
+
+
+def plot_network(model_or_variant="paper", ax=None):
+    """The whole network, left to right: one block per conv, pooling and fully-connected layer.
+
+    ``model_or_variant`` is a variant name (``"paper"`` or ``"torchvision"``) or a model that
+    ``layer_table`` reads; everything drawn comes from its table. Each block shows the layer's
+    name and its output as the paper writes it (``55×55×96``); convolutions and pools add their
+    kernel and stride. A box's height grows with the side of its maps (square-root scale); a
+    fully-connected layer is a narrow bar whose height grows with its width. A layer with
+    ``groups=2`` (conv2, conv4, conv5 in the paper) is drawn as two halves: each half of its
+    kernels reads only the matching half of the maps below, as on the paper's two GPUs.
+    Returns the Axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    if isinstance(model_or_variant, str) and model_or_variant not in VARIANTS:
+        raise ValueError(f"no AlexNet variant named {model_or_variant!r}; choose one of "
+                         f"{sorted(VARIANTS)} or pass a model")
+    if not isinstance(model_or_variant, (str, nn.Module)):
+        raise TypeError(f"plot_network takes a variant name, one of {sorted(VARIANTS)}, or a "
+                        f"model, got {type(model_or_variant).__name__}")
+    table = layer_table(model_or_variant)
+    if ax is None:
+        figure, ax = plt.subplots(figsize=(10, 3.5))
+        figure.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.9)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fill = {"input": "0.6", "conv": colours[0], "pool": colours[1 % len(colours)],
+            "fc": colours[2 % len(colours)]}
+    width = {"input": 0.55, "conv": 0.55, "pool": 0.3, "fc": 0.16}
+    gap, tallest, split_gap = 0.32, 1.5, 0.06
+    top, below = tallest / 2, -tallest / 2  # where the name and the output labels go
+    input_side = table.input_shape[1]
+    widest_fc = max((row.out_shape[0] for row in table if row.kind == "fc"), default=1)
+
+    blocks = [("input", "input", table.input_shape, None, None, 1)]
+    blocks += [(row.name, row.kind, row.out_shape, row.kernel, row.stride, row.groups or 1)
+               for row in table]
+    x, previous_right = 0.0, None
+    for name, kind, shape, kernel, stride, groups in blocks:
+        w = width[kind]
+        if kind == "fc":
+            h = tallest * shape[0] / widest_fc
+        else:
+            h = max(0.3, tallest * (shape[1] / input_side) ** 0.5)
+        part = (h - split_gap * (groups - 1)) / groups  # one box, or one per group
+        for g in range(groups):
+            ax.add_patch(Rectangle((x, h / 2 - (g + 1) * part - g * split_gap), w, part,
+                                   facecolor=fill[kind], edgecolor="none", alpha=0.85))
+        centre = x + w / 2
+        ax.text(centre, top + 0.1, name, ha="center", va="bottom", fontsize=9,
+                fontweight="bold")
+        ax.text(centre, below - 0.1, _paper_order(shape), ha="center", va="top", fontsize=8.5)
+        if kernel is not None:
+            ax.text(centre, below - 0.35, f"{kernel[0]}×{kernel[1]}\nstride {stride[0]}",
+                    ha="center", va="top", fontsize=7.5, linespacing=1.1)
+        elif kind == "pool":  # an adaptive pool fixes its output size, not its window
+            ax.text(centre, below - 0.35, "adaptive", ha="center", va="top", fontsize=7.5)
+        if previous_right is not None:
+            ax.annotate("", xy=(x, 0), xytext=(previous_right, 0),
+                        arrowprops=dict(arrowstyle="->", lw=0.8,
+                                        color=plt.rcParams["text.color"]))
+        previous_right, x = x + w, x + w + gap
+    bottom = below - 0.9
+    if any(groups > 1 for *_, groups in blocks):
+        ax.text(0, bottom, "Split boxes: groups=2, each half of the kernels reads only its own "
+                "half of the maps below (the paper's two GPUs).", fontsize=8, va="top")
+        bottom -= 0.3
+    ax.set_xlim(-0.1, previous_right + 0.1)
+    ax.set_ylim(bottom, top + 0.4)
+    ax.axis("off")
+    channels, height, side = table.input_shape
+    ax.set_title(f"{table.title}: every layer's output, from a {height}×{side}×{channels} "
+                 "input", fontsize=10)
+    return ax
 
 
 def draw_sliding_windows(size: int, kernel: int, stride: int, padding: int = 0, *,

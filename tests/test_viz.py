@@ -108,3 +108,110 @@ def test_feature_maps_chosen_by_index_keep_their_numbers():
     torch.testing.assert_close(torch.as_tensor(axes[1].images[0].get_array()), maps[7])
     with pytest.raises(ValueError, match="indices must lie in 0..9"):
         plot_feature_maps(maps, indices=[10])
+
+
+# The paper's outputs as it writes them (PAPER_FACTS.md: Section 3.5 and Figure 2), and its
+# windows: conv kernels and strides from the table, every pool 3×3 with stride 2 (Section 3.4).
+PAPER_LAYERS = {
+    "conv1": ("55×55×96", "11×11\nstride 4"), "pool1": ("27×27×96", "3×3\nstride 2"),
+    "conv2": ("27×27×256", "5×5\nstride 1"), "pool2": ("13×13×256", "3×3\nstride 2"),
+    "conv3": ("13×13×384", "3×3\nstride 1"), "conv4": ("13×13×384", "3×3\nstride 1"),
+    "conv5": ("13×13×256", "3×3\nstride 1"), "pool5": ("6×6×256", "3×3\nstride 2"),
+    "fc6": ("4096", None), "fc7": ("4096", None), "fc8": ("1000", None),
+}
+
+
+def _columns(ax):
+    """Each block's labels, by the name written above it: {name: texts in its column}."""
+    texts = [(round(t.get_position()[0], 6), t.get_position()[1], t.get_text()) for t in ax.texts]
+    top = max(y for _, y, _ in texts)
+    return {text: {other for x2, _, other in texts if x2 == x and other != text}
+            for x, y, text in texts if y == top}
+
+
+def _boxes_under(ax, name):
+    [label] = [t for t in ax.texts if t.get_text() == name]
+    x = label.get_position()[0]
+    return [p for p in ax.patches if abs(p.get_x() + p.get_width() / 2 - x) < 1e-9]
+
+
+def test_network_figure_shows_the_papers_layers_and_shapes():
+    from alexnet_book.viz import plot_network
+
+    ax = plot_network("paper")
+    columns = _columns(ax)
+    assert [name for name in columns if name != "input"] == list(PAPER_LAYERS)
+    assert "227×227×3" in columns["input"]
+    for name, (shape, window) in PAPER_LAYERS.items():
+        assert shape in columns[name], (name, columns[name])
+        if window:
+            assert window in columns[name], (name, columns[name])
+    # The paper's two GPUs: conv2, conv4 and conv5 see only their own half (groups=2).
+    halves = {name: len(_boxes_under(ax, name)) for name in PAPER_LAYERS if "conv" in name}
+    assert halves == {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
+
+
+def test_network_figure_of_torchvision_matches_torchvisions_modules():
+    import torchvision
+    from torch import nn
+
+    from alexnet_book.viz import plot_network
+
+    with torch.device("meta"):
+        reference = torchvision.models.alexnet()
+        x = torch.zeros(1, 3, 224, 224)
+    expected = {}  # our names for torchvision's layers, in order, with what they produce
+    names = iter(["conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5"])
+    for layer in reference.features:
+        x = layer(x)
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            kernel, stride = layer.kernel_size, layer.stride
+            kernel = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+            stride = stride[0] if isinstance(stride, tuple) else stride
+            expected[next(names)] = (f"{x.shape[2]}×{x.shape[3]}×{x.shape[1]}",
+                                     f"{kernel[0]}×{kernel[1]}\nstride {stride}",
+                                     getattr(layer, "groups", 1))
+    x = reference.avgpool(x)
+    expected["avgpool"] = (f"{x.shape[2]}×{x.shape[3]}×{x.shape[1]}", "adaptive", 1)
+    linears = [layer for layer in reference.classifier if isinstance(layer, nn.Linear)]
+    for name, layer in zip(["fc6", "fc7", "fc8"], linears):
+        expected[name] = (str(layer.out_features), None, 1)
+
+    ax = plot_network("torchvision")
+    columns = _columns(ax)
+    assert [name for name in columns if name != "input"] == list(expected)
+    for name, (shape, window, groups) in expected.items():
+        assert shape in columns[name], (name, columns[name])
+        assert window is None or window in columns[name], (name, columns[name])
+        assert len(_boxes_under(ax, name)) == groups
+
+
+def test_network_figure_refuses_an_unknown_variant():
+    from alexnet_book.viz import plot_network
+
+    with pytest.raises(ValueError, match=r"'alexnet'.*\['paper', 'torchvision'\]"):
+        plot_network("alexnet")
+    with pytest.raises(TypeError, match="variant name"):
+        plot_network(2012)
+
+
+def test_book_style_is_transparent_with_dark_grey_text(tmp_path):
+    import matplotlib.image
+    from matplotlib.colors import to_rgb
+
+    from alexnet_book.viz import use_book_style
+
+    def corner_alpha(name):
+        figure, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [0, 1])
+        figure.savefig(tmp_path / name)
+        return matplotlib.image.imread(tmp_path / name)[0, 0, 3]
+
+    with matplotlib.rc_context():
+        assert corner_alpha("default.png") == 1.0  # matplotlib's default: an opaque white box
+        use_book_style()
+        assert corner_alpha("book.png") == 0.0
+        text = plt.figure().text(0.5, 0.5, "conv1")
+        red, green, blue = to_rgb(text.get_color())
+        assert red == green == blue and 0 < red < 0.35  # dark grey, not black
+        assert plt.rcParams["axes.labelcolor"] == text.get_color()
