@@ -16,6 +16,16 @@ under ``torchrun --nproc_per_node=N`` it trains on N processes with DistributedD
 
 makes the otter-grader assignments of every chapter that has exercises (see
 ``alexnet_book.classroom``): OUT_DIR/<chapter>/student, .../autograder and .../colab.
+
+    alexnet-book pdf [--book .] [--output PATH] [--build-dir DIR]
+
+builds the whole book as one HTML page (``jupyter-book build --builder singlehtml -W``) and prints
+it to a PDF with the system's Chromium (see ``alexnet_book.pdf``; needs the ``browser`` extra).
+
+    alexnet-book check-links [LIST]
+
+asks every address in the book's list of external links (``book/external_links.txt``) and
+reports the ones that do not answer; it needs the network (see ``alexnet_book.links``).
 """
 
 from __future__ import annotations
@@ -70,6 +80,25 @@ def _assignments(args: argparse.Namespace) -> int:
         print(f"Colab notebooks fetch their checks from {tests_url}/<chapter>/student/tests: "
               f"publish {args.out_dir} there.")
     return 0
+
+
+def _pdf(args: argparse.Namespace) -> int:
+    from .pdf import build_pdf  # needs the "browser" extra (playwright) and a Chromium
+
+    pdf = build_pdf(args.book, args.output, build_dir=args.build_dir)
+    print(f"PDF of the book: {pdf} ({pdf.stat().st_size:,} bytes)")
+    return 0
+
+
+def _check_links(args: argparse.Namespace) -> int:
+    from .links import check_links, read_link_list
+
+    urls = read_link_list(args.list)
+    problems = check_links(urls, timeout=args.timeout)
+    for url, problem in problems.items():
+        print(f"{url}: {problem}", file=sys.stderr)
+    print(f"{len(urls) - len(problems)} of {len(urls)} external links answered")
+    return 1 if problems else 0
 
 
 def _default_checkpoint_dir(data: str, variant: str) -> Path:
@@ -216,6 +245,29 @@ def _parser() -> argparse.ArgumentParser:
                                   "notebooks fetch their checks (default: the GitHub Pages site "
                                   "of the repository in _config.yml, /assignments)")
     assignments.set_defaults(run=_assignments)
+
+    pdf = commands.add_parser(
+        "pdf", help="build the whole book as a PDF (single-page HTML printed by Chromium)",
+        description="Build the book with `jupyter-book build BOOK --builder singlehtml -W` and "
+                    "print it to A4 with the system's Chromium ($CHROMIUM, else chromium on "
+                    "the PATH) through Playwright (the `browser` extra).")
+    pdf.add_argument("--book", type=Path, default=Path("."),
+                     help="the book's folder, with _config.yml and _toc.yml (default .)")
+    pdf.add_argument("--output", type=Path, default=None, metavar="PATH",
+                     help="the PDF to write (default BUILD_DIR/_build/pdf/book.pdf)")
+    pdf.add_argument("--build-dir", type=Path, default=None, metavar="DIR",
+                     help="jupyter-book's --path-output: it builds into DIR/_build (default: "
+                          "the book's folder, sharing the HTML build's execution cache)")
+    pdf.set_defaults(run=_pdf)
+
+    links = commands.add_parser(
+        "check-links", help="check the book's external links (needs the network)")
+    links.add_argument("list", nargs="?", type=Path, default=Path("book/external_links.txt"),
+                       metavar="LIST", help="one address per line (default "
+                                            "book/external_links.txt)")
+    links.add_argument("--timeout", type=_positive_float, default=15.0,
+                       help="seconds to wait for each address (default 15)")
+    links.set_defaults(run=_check_links)
     _add_train_command(commands)
     return parser
 

@@ -1,0 +1,237 @@
+"""The built book, read as a reader reads it: every page opened in a real (headless) Chromium.
+
+Selected with `pytest -m browser` (`.ci/run` does). The `built_book` fixture (conftest.py)
+builds the book with `jupyter-book build . -W`, serves `_build/html` on
+localhost and drives Debian's `chromium` through Playwright's Python client; nothing is
+downloaded. Without Chromium the tests skip, unless `ALEXNET_BOOK_REQUIRE_BROWSER=1` (set by CI)
+makes that a failure. Screenshots of the conv1 chapter land in `_build/screenshots/`.
+"""
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+CHROMIUM_FLAGS = [  # without the networking flags Chromium keeps calling home on a closed network
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def _toc_docnames():
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                yield entry["file"]
+            yield from walk(entry.get("chapters", []) + entry.get("sections", []))
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"], *walk(toc["parts"])]
+
+
+PAGES = _toc_docnames()
+
+
+def _is_notebook(docname):
+    return (ROOT / f"{docname}.ipynb").exists()
+
+
+def _chromium():
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    message = "no Chromium: install Debian's `chromium` package or set CHROMIUM=/path/to/chrome"
+    if os.environ.get("ALEXNET_BOOK_REQUIRE_BROWSER") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def site(built_book):
+    """The built HTML served on localhost; yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    executable = _chromium()
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+class OpenedPage:
+    """A page loaded in the browser, with what went wrong while it loaded."""
+
+    def __init__(self, browser, url):
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.errors = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url}"))
+        self.page.on("response", lambda r: r.status >= 400 and self.errors.append(
+            f"HTTP {r.status}: {r.url}"))
+        self.page.goto(url, wait_until="load")
+        self.page.evaluate(_WAIT_FOR_MATH_AND_IMAGES)
+
+    def close(self):
+        self.page.close()
+
+
+# Wait for MathJax's first typesetting and for every image (lazy ones too) to finish loading.
+_WAIT_FOR_MATH_AND_IMAGES = """async () => {
+  if (window.MathJax && MathJax.startup) await MathJax.startup.promise;
+  const images = [...document.images];
+  images.forEach(img => img.loading = "eager");
+  await Promise.all(images.map(img => img.complete ? null :
+    new Promise(done => { img.onload = img.onerror = done; })));
+}"""
+
+# The article's text outside code, where unrendered TeX would show.
+_PROSE_TEXT = """() => {
+  const article = document.querySelector("article").cloneNode(true);
+  article.querySelectorAll("pre, code, script, style, mjx-container").forEach(n => n.remove());
+  return article.textContent;
+}"""
+
+
+@pytest.fixture(scope="module")
+def opened(browser, site):
+    """Every page of the table of contents, opened once, keyed by docname."""
+    pages = {docname: OpenedPage(browser, f"{site}/{docname}.html") for docname in PAGES}
+    yield pages
+    for page in pages.values():
+        page.close()
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_loads_without_console_errors(opened, docname):
+    assert opened[docname].errors == []
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_math_is_rendered_by_mathjax(opened, docname):
+    page = opened[docname].page
+    formulas = page.locator(".math").count()
+    typeset = page.locator(".math mjx-container").count()
+    assert typeset == formulas, f"{formulas - typeset} of {formulas} formulas left untypeset"
+    prose = page.evaluate(_PROSE_TEXT)
+    for raw_tex in ("$$", "\\(", "\\[", "\\begin{"):
+        assert raw_tex not in prose, f"raw TeX {raw_tex!r} left in the page"
+
+
+def test_chapters_with_math_have_it(opened):
+    """The control for the test above: the arithmetic chapter's formulas are typeset."""
+    page = opened["book/foundations/output_size"].page
+    assert page.locator(".math mjx-container").count() > 0
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_every_image_loaded(opened, docname):
+    broken = opened[docname].page.evaluate(
+        "() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
+        ".map(i => i.src)")
+    assert broken == []
+
+
+def _expected_launch_links(docname):
+    owner_repo = urlparse(CONFIG["repository"]["url"]).path.strip("/")
+    branch = CONFIG["repository"]["branch"]
+    notebook = f"{docname}.ipynb"
+    buttons = CONFIG["launch_buttons"]
+    return {
+        "colab": f"{buttons['colab_url']}/github/{owner_repo}/blob/{branch}/{notebook}",
+        "binder": f"{buttons['binderhub_url']}/v2/gh/{owner_repo}/{branch}"
+                  f"?urlpath=lab/tree/{notebook}",
+    }
+
+
+@pytest.mark.parametrize("docname", [d for d in PAGES if _is_notebook(d)])
+def test_launch_links_open_this_chapter_in_the_configured_repository(opened, docname):
+    page = opened[docname].page
+    links = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    for service, expected in _expected_launch_links(docname).items():
+        assert expected in links, f"no {service} link to {expected}"
+
+
+def _solution_cells(docname):
+    cells = json.loads((ROOT / f"{docname}.ipynb").read_text())["cells"]
+    return [c for c in cells
+            if c["metadata"].get("mystnb", {}).get("code_prompt_show") == "Show solution"]
+
+
+GRADED = [d for d in PAGES if _is_notebook(d) and _solution_cells(d)]
+
+
+def test_graded_chapters_are_found():
+    assert len(GRADED) >= 15
+
+
+@pytest.mark.parametrize("docname", GRADED)
+def test_solutions_are_folded_until_clicked(opened, docname):
+    page = opened[docname].page
+    solutions = page.locator("details", has=page.locator("summary", has_text="Show solution"))
+    assert solutions.count() == len(_solution_cells(docname))
+    for index in range(solutions.count()):
+        solution = solutions.nth(index)
+        code = solution.locator("pre").first
+        assert not code.is_visible(), f"solution {index + 1} is shown before it is clicked"
+        solution.locator("summary").click()
+        assert code.is_visible(), f"solution {index + 1} does not open when clicked"
+
+
+@pytest.mark.parametrize("position", range(len(PAGES)), ids=PAGES)
+def test_previous_and_next_links_follow_the_table_of_contents(opened, site, position):
+    page = opened[PAGES[position]].page
+    for selector, neighbour in (("a.left-prev", position - 1), ("a.right-next", position + 1)):
+        links = page.locator(selector)
+        if 0 <= neighbour < len(PAGES):
+            assert links.count() == 1, f"no {selector} link"
+            href = links.first.evaluate("a => a.href")
+            assert href == f"{site}/{PAGES[neighbour]}.html"
+        else:
+            assert links.count() == 0
+
+
+def test_search_finds_lrn(browser, site):
+    page = browser.new_page()
+    page.goto(f"{site}/search.html?q=LRN")
+    page.wait_for_function(
+        "() => (document.querySelector('#search-results .search-summary') || {})"
+        ".innerText?.startsWith('Search finished')", timeout=30_000)
+    found = page.eval_on_selector_all("ul.search li a", "links => links.map(a => a.href)")
+    page.close()
+    assert any(link.split("#")[0].endswith("book/ideas/lrn.html") for link in found), found
+
+
+def test_screenshots_of_conv1_light_and_dark(opened):
+    page = opened["book/layers/conv1"].page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "conv1.png", full_page=True)
+    page.evaluate("() => document.documentElement.dataset.theme = 'dark'")
+    page.screenshot(path=SCREENSHOTS / "conv1-dark.png", full_page=True)
+    page.evaluate("() => document.documentElement.dataset.theme = 'light'")
+    for name in ("conv1.png", "conv1-dark.png"):
+        assert (SCREENSHOTS / name).stat().st_size > 10_000

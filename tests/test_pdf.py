@@ -1,0 +1,129 @@
+"""`alexnet-book pdf`: the whole book as one PDF (see alexnet_book.pdf).
+
+The error paths run in milliseconds: every check comes before the build. The real print
+(`-m browser`) builds a two-page book with jupyter-book and prints it with the system's Chromium.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from alexnet_book.cli import main
+from alexnet_book.pdf import find_chromium, print_pdf
+
+
+def _tiny_book(folder):
+    """Two pages: the first with display maths and a cross-reference to the second."""
+    files = {
+        "_config.yml": """
+            title: Tiny book
+            author: The tests
+            execute:
+              execute_notebooks: "off"
+            parse:
+              myst_enable_extensions: [dollarmath]
+            sphinx:
+              extra_extensions: [sphinx-mathjax-offline]  # as the book: MathJax without a CDN
+            """,
+        "_toc.yml": """
+            format: jb-book
+            root: intro
+            chapters:
+              - file: second
+            """,
+        "intro.md": """
+            # Tiny introduction
+
+            Pythagoras: $$a^2+b^2=c^2$$
+
+            See {doc}`second` for more.
+            """,
+        "second.md": """
+            # The second page
+
+            Nothing else.
+            """,
+    }
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(textwrap.dedent(text).lstrip())
+    return folder
+
+
+def test_a_folder_without_config_is_refused(tmp_path, capsys):
+    assert main(["pdf", "--book", str(tmp_path)]) == 2
+    assert "has no _config.yml: pass the book's folder" in capsys.readouterr().err
+
+
+def test_no_chromium_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to find there
+    assert main(["pdf", "--book", str(_tiny_book(tmp_path / "book"))]) == 2
+    err = capsys.readouterr().err
+    assert "no Chromium found" in err and "apt-get install chromium" in err
+    assert "CHROMIUM=/path/to/chromium" in err
+
+
+def test_chromium_variable_must_name_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHROMIUM", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        find_chromium()
+
+
+def test_no_playwright_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CHROMIUM", sys.executable)  # any file: never launched
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import fails
+    assert main(["pdf", "--book", str(_tiny_book(tmp_path / "book"))]) == 2
+    err = capsys.readouterr().err
+    assert "pip install playwright" in err and "`browser` extra" in err
+
+
+def test_a_program_that_is_no_browser_is_reported(tmp_path):
+    pytest.importorskip("playwright.sync_api", reason="needs playwright (the browser extra)")
+    page = tmp_path / "page.html"
+    page.write_text("<h1>Hello</h1>")
+    with pytest.raises(RuntimeError, match="could not start Chromium /bin/false"):
+        print_pdf(page, tmp_path / "page.pdf", chromium="/bin/false")
+
+
+def _pages_and_text(pdf):
+    """(page count, text) by pypdf, else poppler's pdftotext, else from the raw file: its page
+    objects and its outline's titles (Chromium writes both uncompressed)."""
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        pass
+    else:
+        reader = PdfReader(pdf)
+        return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        return text.count("\f"), text  # pdftotext ends every page with a form feed
+    raw = pdf.read_bytes()
+    titles = re.findall(rb"/Title\s*\(((?:[^()\\]|\\.)*)\)", raw)
+    return (len(re.findall(rb"/Type\s*/Page\b(?!s)", raw)),
+            "\n".join(title.decode("latin-1") for title in titles))
+
+
+@pytest.mark.browser
+def test_a_tiny_book_prints_to_a_pdf(tmp_path, capsys):
+    pytest.importorskip("playwright.sync_api", reason="needs playwright (the browser extra)")
+    try:
+        find_chromium()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    book, pdf = _tiny_book(tmp_path / "book"), tmp_path / "out" / "tiny.pdf"
+
+    assert main(["pdf", "--book", str(book), "--output", str(pdf),
+                 "--build-dir", str(tmp_path / "build")]) == 0
+    assert f"PDF of the book: {pdf}" in capsys.readouterr().out
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    pages, text = _pages_and_text(pdf)
+    assert pages >= 2  # each chapter starts a page
+    assert "Tiny introduction" in text and "The second page" in text
+    # (the command fails if MathJax typesets nothing, so the maths is in there too)
