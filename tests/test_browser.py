@@ -41,6 +41,7 @@ def _toc_docnames():
 
 
 PAGES = _toc_docnames()
+SITE_PAGES = [*PAGES, "genindex", "search"]  # with the pages Sphinx adds to every book
 
 
 def _is_notebook(docname):
@@ -111,7 +112,7 @@ _WAIT_FOR_MATH_AND_IMAGES = """async () => {
 
 # The article's text outside code, where unrendered TeX would show.
 _PROSE_TEXT = """() => {
-  const article = document.querySelector("article").cloneNode(true);
+  const article = (document.querySelector("article") || document.body).cloneNode(true);
   article.querySelectorAll("pre, code, script, style, mjx-container").forEach(n => n.remove());
   return article.textContent;
 }"""
@@ -119,19 +120,19 @@ _PROSE_TEXT = """() => {
 
 @pytest.fixture(scope="module")
 def opened(browser, site):
-    """Every page of the table of contents, opened once, keyed by docname."""
-    pages = {docname: OpenedPage(browser, f"{site}/{docname}.html") for docname in PAGES}
+    """Every page of the site, opened once, keyed by docname."""
+    pages = {docname: OpenedPage(browser, f"{site}/{docname}.html") for docname in SITE_PAGES}
     yield pages
     for page in pages.values():
         page.close()
 
 
-@pytest.mark.parametrize("docname", PAGES)
+@pytest.mark.parametrize("docname", SITE_PAGES)
 def test_page_loads_without_console_errors(opened, docname):
     assert opened[docname].errors == []
 
 
-@pytest.mark.parametrize("docname", PAGES)
+@pytest.mark.parametrize("docname", SITE_PAGES)
 def test_math_is_rendered_by_mathjax(opened, docname):
     page = opened[docname].page
     formulas = page.locator(".math").count()
@@ -148,7 +149,7 @@ def test_chapters_with_math_have_it(opened):
     assert page.locator(".math mjx-container").count() > 0
 
 
-@pytest.mark.parametrize("docname", PAGES)
+@pytest.mark.parametrize("docname", SITE_PAGES)
 def test_every_image_loaded(opened, docname):
     broken = opened[docname].page.evaluate(
         "() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
