@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from test_repository import _toc_files
 
 pytestmark = pytest.mark.browser
 
@@ -31,13 +32,8 @@ CHROMIUM_FLAGS = [  # without the networking flags Chromium keeps calling home o
 
 
 def _toc_docnames():
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                yield entry["file"]
-            yield from walk(entry.get("chapters", []) + entry.get("sections", []))
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"], *walk(toc["parts"])]
+    return [toc["root"], *_toc_files(toc["parts"])]
 
 
 PAGES = _toc_docnames()

@@ -16,6 +16,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from test_repository import _readme_commands  # the README's two commands, read one way
 
 try:
     import tomllib
@@ -29,13 +30,6 @@ ENVIRONMENT = ROOT / "environment.yml"
 POST_BUILD = ROOT / "postBuild"  # Binder runs it after installing environment.yml
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-
-
-def _readme_commands():
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", readme, flags=re.S)
-    return [line.strip() for block in blocks for line in block.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _readme_book_install_and_build():
