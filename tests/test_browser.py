@@ -1,18 +1,14 @@
 """The built book, read as a reader reads it: every page opened in a real (headless) Chromium.
 
 Selected with `pytest -m browser` (`.ci/run` does). The `built_book` fixture (conftest.py)
-builds the book with `jupyter-book build . -W`, serves `_build/html` on
-localhost and drives Debian's `chromium` through Playwright's Python client; nothing is
-downloaded. Without Chromium the tests skip, unless `ALEXNET_BOOK_REQUIRE_BROWSER=1` (set by CI)
-makes that a failure. Screenshots of the conv1 chapter land in `_build/screenshots/`.
+builds the book with `jupyter-book build . -W`; the pages are served on localhost and read by
+the Chromium that `alexnet-book pdf` prints with (Debian's `chromium`, or $CHROMIUM), driven by
+Playwright's Python client; nothing is downloaded. Without Chromium the tests skip, unless
+`ALEXNET_BOOK_REQUIRE_BROWSER=1` (set by CI) makes that a failure. Screenshots of the conv1
+chapter land in `_build/screenshots/`.
 """
 
-import functools
-import http.server
 import json
-import os
-import shutil
-import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,15 +16,14 @@ import pytest
 import yaml
 from test_repository import _toc_files
 
+from alexnet_book.pdf import CHROMIUM_ARGS, SETTLE_JS
+
 pytestmark = pytest.mark.browser
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright  # `browser` extra
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
-CHROMIUM_FLAGS = [  # without the networking flags Chromium keeps calling home on a closed network
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 
 
 def _toc_docnames():
@@ -44,37 +39,15 @@ def _is_notebook(docname):
     return (ROOT / f"{docname}.ipynb").exists()
 
 
-def _chromium():
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
-    message = "no Chromium: install Debian's `chromium` package or set CHROMIUM=/path/to/chrome"
-    if os.environ.get("ALEXNET_BOOK_REQUIRE_BROWSER") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+@pytest.fixture(scope="module")
+def site(built_book, serve_folder):
+    return serve_folder(built_book)
 
 
 @pytest.fixture(scope="module")
-def site(built_book):
-    """The built HTML served on localhost; yields its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(built_book))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    executable = _chromium()
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+def browser(chromium):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
@@ -91,20 +64,11 @@ class OpenedPage:
         self.page.on("response", lambda r: r.status >= 400 and self.errors.append(
             f"HTTP {r.status}: {r.url}"))
         self.page.goto(url, wait_until="load")
-        self.page.evaluate(_WAIT_FOR_MATH_AND_IMAGES)
+        self.page.evaluate(SETTLE_JS)  # images loaded, maths typeset, as before printing
 
     def close(self):
         self.page.close()
 
-
-# Wait for MathJax's first typesetting and for every image (lazy ones too) to finish loading.
-_WAIT_FOR_MATH_AND_IMAGES = """async () => {
-  if (window.MathJax && MathJax.startup) await MathJax.startup.promise;
-  const images = [...document.images];
-  images.forEach(img => img.loading = "eager");
-  await Promise.all(images.map(img => img.complete ? null :
-    new Promise(done => { img.onload = img.onerror = done; })));
-}"""
 
 # The article's text outside code, where unrendered TeX would show.
 _PROSE_TEXT = """() => {
@@ -182,8 +146,10 @@ def _solution_cells(docname):
 GRADED = [d for d in PAGES if _is_notebook(d) and _solution_cells(d)]
 
 
-def test_graded_chapters_are_found():
-    assert len(GRADED) >= 15
+def test_every_chapter_with_exercises_has_folded_solutions():
+    with_exercises = [d for d in PAGES if _is_notebook(d)
+                      and "# ASSIGNMENT CONFIG" in (ROOT / f"{d}.ipynb").read_text()]
+    assert with_exercises and GRADED == with_exercises
 
 
 @pytest.mark.parametrize("docname", GRADED)

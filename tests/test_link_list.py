@@ -1,9 +1,6 @@
 """The list of external links and its checker, against a server on localhost."""
 
-import functools
-import http.server
 import socket
-import threading
 
 import pytest
 
@@ -11,20 +8,11 @@ from alexnet_book.cli import main
 from alexnet_book.links import check_link, check_links, read_link_list
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, serve_folder):
     folder = tmp_path_factory.mktemp("site")
     (folder / "page.html").write_text("<p>here</p>")
-    handler = functools.partial(_Handler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    return serve_folder(folder)
 
 
 def _closed_port():

@@ -6,7 +6,6 @@ import re
 import shlex
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +16,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from test_repository import _readme_commands  # the README's two commands, read one way
+
+from alexnet_book.links import check_link
 
 try:
     import tomllib
@@ -189,14 +190,6 @@ def test_binders_python_is_one_the_package_supports():
     assert SpecifierSet(PROJECT["requires-python"]).contains(_environment_python())
 
 
-def _reachable(url):
-    try:
-        urllib.request.urlopen(url, timeout=10).close()
-    except OSError:
-        return False
-    return True
-
-
 def _resolve(report, *pip_args):
     """The {name: version} pip would install into an empty environment, downloading nothing
     but metadata. Versions drop their local label (2.5.1+cpu is torch 2.5.1)."""
@@ -218,7 +211,7 @@ def test_binder_resolves_the_versions_the_readmes_book_command_installs(tmp_path
     # this test), compare without it: the CPU wheels carry the same versions as PyPI's, with a
     # `+cpu` label that _resolve drops.
     cpu_index = "https://download.pytorch.org/whl/cpu"
-    if not _reachable(f"{cpu_index}/torch/"):
+    if check_link(f"{cpu_index}/torch/", timeout=10) is not None:  # it did not answer
         options = [line for line in options if cpu_index not in line]
     requirements = tmp_path / "environment-requirements.txt"
     requirements.write_text("\n".join([*options, *_environment_requirements()]) + "\n")
