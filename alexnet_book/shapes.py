@@ -27,6 +27,7 @@ __all__ = [
     "LayerTable",
     "layer_table",
     "describe_layer",
+    "paper_shape_text",
     "ReceptiveField",
     "grow_receptive_field",
     "receptive_fields",
@@ -415,7 +416,7 @@ def layer_table(model_or_spec="paper", input_size: int | tuple[int, int] | None 
     return LayerTable(rows, input_shape, title=title)
 
 
-def _paper_order(shape: tuple[int, ...]) -> str:
+def paper_shape_text(shape: tuple[int, ...]) -> str:
     """(C, H, W) as the paper writes it, H×W×C; a vector as its length."""
     return f"{shape[1]}×{shape[2]}×{shape[0]}" if len(shape) == 3 else str(shape[0])
 
@@ -445,7 +446,7 @@ def describe_layer(name: str, model_or_spec="paper", input_size: int | None = No
     return {
         "name": name, "kind": row.kind,
         "in_shape": in_shape, "out_shape": row.out_shape,
-        "in_text": _paper_order(in_shape), "out_text": _paper_order(row.out_shape),
+        "in_text": paper_shape_text(in_shape), "out_text": paper_shape_text(row.out_shape),
         "kernels": row.out_channels, "kernel_text": kernel_text,
         "groups": row.groups or 1,
         "stride": row.stride[0] if row.stride else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from .model import VARIANTS
-from .shapes import LayerTable, _paper_order, conv_output_size, layer_table
+from .shapes import LayerTable, conv_output_size, layer_table, paper_shape_text
 
 __all__ = ["BOOK_STYLE", "use_book_style", "plot_network", "draw_sliding_windows",
            "plot_layer_costs", "plot_kernels", "plot_history", "plot_feature_maps",
@@ -98,7 +98,8 @@ def plot_network(model_or_variant="paper", ax=None):
         centre = x + w / 2
         ax.text(centre, top + 0.1, name, ha="center", va="bottom", fontsize=9,
                 fontweight="bold")
-        ax.text(centre, below - 0.1, _paper_order(shape), ha="center", va="top", fontsize=8.5)
+        ax.text(centre, below - 0.1, paper_shape_text(shape), ha="center", va="top",
+                fontsize=8.5)
         if kernel is not None:
             ax.text(centre, below - 0.35, f"{kernel[0]}×{kernel[1]}\nstride {stride[0]}",
                     ha="center", va="top", fontsize=7.5, linespacing=1.1)

@@ -229,3 +229,11 @@ def test_growing_a_receptive_field_by_hand_and_its_errors():
         grow_receptive_field(pixel, 3, 1, 3)
     with pytest.raises(TypeError, match="whole number"):
         grow_receptive_field(pixel, 2.5, 1)
+
+
+def test_shapes_are_written_as_the_paper_writes_them():
+    from alexnet_book.shapes import paper_shape_text
+
+    assert paper_shape_text((96, 55, 55)) == "55×55×96"  # Figure 2: height×width×channels
+    assert paper_shape_text((256, 13, 6)) == "13×6×256"  # height first, channels last
+    assert paper_shape_text((4096,)) == "4096"

@@ -205,13 +205,16 @@ def test_book_style_is_transparent_with_dark_grey_text(tmp_path):
         figure, ax = plt.subplots(figsize=(2, 2))
         ax.plot([0, 1], [0, 1])
         figure.savefig(tmp_path / name)
+        plt.close(figure)
         return matplotlib.image.imread(tmp_path / name)[0, 0, 3]
 
     with matplotlib.rc_context():
         assert corner_alpha("default.png") == 1.0  # matplotlib's default: an opaque white box
         use_book_style()
         assert corner_alpha("book.png") == 0.0
-        text = plt.figure().text(0.5, 0.5, "conv1")
+        figure = plt.figure()
+        text = figure.text(0.5, 0.5, "conv1")
+        plt.close(figure)
         red, green, blue = to_rgb(text.get_color())
         assert red == green == blue and 0 < red < 0.35  # dark grey, not black
         assert plt.rcParams["axes.labelcolor"] == text.get_color()
