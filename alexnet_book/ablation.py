@@ -12,23 +12,20 @@ chapter that is executed again, or by several tools in turn, trains each run onl
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ._checks import whole_number
 from .data import load_data
 from .model import AlexNet
-from .train import History, TrainConfig, train
+from .train import History, TrainConfig, train, write_atomically
 from .trained import cache_dir, cache_key
 
-__all__ = ["Idea", "IDEAS", "AblationSettings", "AblationResult", "run_ablation"]
+__all__ = ["Idea", "IDEAS", "AblationSettings", "AblationResult", "run_ablation", "epochs_text"]
 
 
 @dataclass(frozen=True)
@@ -118,13 +115,16 @@ class AblationResult:
 
     def first_epoch_below(self, column: str, label: str, threshold: float) -> list[int | None]:
         """For each seed, the first epoch (1-based) at which ``column`` fell below
-        ``threshold``, or None if it never did. ``column`` may be ``train_error`` or
-        ``val_error`` (1 − top-1)."""
+        ``threshold``, or None if it never did (e.g. ``column="val_error"``)."""
         found = []
         for history in self._arm(label):
-            values = _column(history, column)
+            values = history.column(column)
             found.append(next((epoch for epoch, v in enumerate(values, 1) if v < threshold), None))
         return found
+
+    def curves(self, column: str, label: str) -> list[list[float]]:
+        """``column`` per epoch, one list per seed's run of arm ``label``."""
+        return [history.column(column) for history in self._arm(label)]
 
     def _arm(self, label: str) -> list[History]:
         if label not in self.runs:
@@ -132,23 +132,14 @@ class AblationResult:
         return self.runs[label]
 
 
-def _column(history: History, column: str) -> list[float]:
-    if column in ("train_error", "val_error"):
-        return [1 - value for value in history.column(column.replace("error", "top1"))]
-    return history.column(column)
+def epochs_text(epochs: list[int | None]) -> str:
+    """First epochs below a threshold, as prose says them: ``[3, None, 4]`` → "3, never, 4"."""
+    return ", ".join("never" if epoch is None else str(epoch) for epoch in epochs)
 
 
 def _run_key(arm: dict, settings: AblationSettings, seed: int) -> str:
     shared = {k: v for k, v in asdict(settings).items() if k != "seeds"}
     return cache_key(arm, shared, seed)
-
-
-def _write_json(data: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(data, file)
-    os.replace(temporary, path)  # atomic: a reader sees the old file or the new one
 
 
 def _read_history(path: Path) -> History | None:
@@ -212,7 +203,8 @@ def run_ablation(idea: str, settings: AblationSettings | None = None, *, cache: 
                 history = _train_arm(arm, settings, seed, progress)
                 spent += time.perf_counter() - start
                 if cache:
-                    _write_json(history.to_dict(), path)
+                    text = json.dumps(history.to_dict())
+                    write_atomically(path, lambda file: file.write(text.encode()))
             else:
                 cached += 1
             runs[label].append(history)

@@ -30,8 +30,9 @@ import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, BinaryIO, Callable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -168,7 +169,14 @@ class EpochStats:
         """Top-1 validation error, the number the learning-rate schedule watches."""
         return 1.0 - self.val_top1
 
+    @property
+    def train_error(self) -> float:
+        """Top-1 training error, as the paper's Figure 1 plots it."""
+        return 1.0 - self.train_top1
 
+
+# What History.column reads: every field, and the error rates the paper reports.
+_COLUMNS = [f.name for f in fields(EpochStats)] + ["train_error", "val_error"]
 _TIMING_FIELDS = ("seconds", "images_per_second")
 
 
@@ -196,10 +204,10 @@ class History:
         return max(self.rows, key=lambda row: row.val_top1, default=None)
 
     def column(self, name: str) -> list:
-        """One field over all epochs, e.g. ``history.column("val_top1")`` for a plot."""
-        if name not in {f.name for f in fields(EpochStats)}:
-            raise ValueError(f"no column {name!r}; the columns are "
-                             f"{[f.name for f in fields(EpochStats)]}")
+        """One field over all epochs, e.g. ``history.column("val_top1")`` for a plot; also
+        ``train_error`` and ``val_error`` (1 − top-1)."""
+        if name not in _COLUMNS:
+            raise ValueError(f"no column {name!r}; the columns are {_COLUMNS}")
         return [getattr(row, name) for row in self.rows]
 
     def to_dict(self) -> dict[str, Any]:
@@ -446,18 +454,19 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
                          f"({type(error).__name__}: {error})") from None
 
 
-def _save_atomically(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file beside ``path``, then rename it over ``path``.
+def write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     ``os.replace`` within one folder is atomic, so a crash mid-write, a full disk or a kill
-    leaves the previous checkpoint whole.
+    leaves the previous file (a checkpoint, a cached run) whole. Used for every file the
+    package writes to keep: ``write_atomically(path, functools.partial(torch.save, state))``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                          suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -782,7 +791,7 @@ def _run(model, train_set, val_set, config: TrainConfig, process: _Process, chec
         if target is not None:
             rng = _rng_states_of_all_processes(process)  # a collective: every process calls it
             if process.is_main:
-                _save_atomically(state.to_checkpoint(config, rng), target)
+                write_atomically(target, partial(torch.save, state.to_checkpoint(config, rng)))
         if config.progress and process.is_main:
             _print_epoch(state.history[-1], config)
     return state.history

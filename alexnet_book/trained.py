@@ -21,6 +21,7 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -28,7 +29,7 @@ import torch
 from . import __version__
 from .data import DataBundle, load_data
 from .model import AlexNet
-from .train import History, TrainConfig, _save_atomically, train
+from .train import History, TrainConfig, train, write_atomically
 
 __all__ = ["SmallNetRecipe", "SMALL_NET", "TrainedNet", "cache_dir", "small_trained_alexnet",
            "pretrained_torchvision_alexnet"]
@@ -154,8 +155,9 @@ def small_trained_alexnet(recipe: SmallNetRecipe = SMALL_NET, *, cache: bool = T
     if loaded is None:
         model, history, seconds = _train(recipe, data, progress)
         if cache:
-            _save_atomically({"model": model.state_dict(), "history": history.to_dict(),
-                              "seconds": seconds, "recipe": asdict(recipe)}, path)
+            state = {"model": model.state_dict(), "history": history.to_dict(),
+                     "seconds": seconds, "recipe": asdict(recipe)}
+            write_atomically(path, partial(torch.save, state))
     else:
         model, history, seconds = loaded
     return TrainedNet(model=model.eval(), data=data, history=history, recipe=recipe,

@@ -83,6 +83,10 @@ def test_result_summaries_by_hand():
     assert result.first_epoch_below("val_error", "tanh", 0.1) == [None]
     assert result.final("val_top1", "ReLU") == [0.8]
     assert result.mean_curve("val_top1", "tanh") == pytest.approx([0.5, 0.7, 0.8])
+    assert result.mean_curve("val_error", "tanh") == pytest.approx([0.5, 0.3, 0.2])
+    assert result.final("train_error", "ReLU") == pytest.approx([0.2])
+    assert result.curves("val_error", "ReLU") == [pytest.approx([0.5, 0.3, 0.2])]
+    assert ablation.epochs_text([3, None, 4]) == "3, never, 4"
     with pytest.raises(ValueError, match="arms are \\['ReLU', 'tanh'\\]"):
         result.final("val_top1", "sigmoid")
 
