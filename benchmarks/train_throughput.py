@@ -51,6 +51,10 @@ MODELS = {
     "ours, paper": lambda: AlexNet("paper"),
     "ours, torchvision variant": lambda: AlexNet("torchvision", init="pytorch",
                                                 input_size=IMAGE_SIZE),
+    # What the paper variant's two extras cost (--breakdown): each taken out in turn.
+    "ours, paper, no LRN": lambda: AlexNet("paper", norm="none"),
+    "ours, paper, one group": lambda: AlexNet("paper", groups=1),
+    "ours, paper, no LRN, one group": lambda: AlexNet("paper", norm="none", groups=1),
 }
 
 
@@ -74,6 +78,12 @@ PLAN = [
     ("ours, paper", FAST),
     ("ours, torchvision variant", FAST),
 ]
+BREAKDOWN_MODELS = [name for name in MODELS if name.startswith("ours, paper, ")]
+
+
+def _without_compile(setting: Setting) -> Setting:
+    return Setting(setting.name.replace(" + compile", ""), setting.amp, setting.channels_last,
+                   None, setting.fused_sgd)
 
 
 def _with_compile_mode(setting: Setting, mode: str) -> Setting:
@@ -155,11 +165,10 @@ def _prepare_step(model_name: str, setting: Setting, device: torch.device, batch
     return _training_step(model, optimizer, images, labels, setting, device, scaler), flops
 
 
-def measure(model_name: str, setting: Setting, device: torch.device, batch_size: int,
-            steps: int, warmup: int, repeats: int, peak_flops: float,
+def measure(step, flops: int, model_name: str, setting: Setting, device: torch.device,
+            batch_size: int, steps: int, warmup: int, repeats: int, peak_flops: float,
             spec_peak: float | None) -> Measurement:
-    step, flops = _prepare_step(model_name, setting, device, batch_size)
-
+    """Time a prepared training step: its first call, warm-up, then the timed repeats."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
@@ -185,28 +194,26 @@ def measure(model_name: str, setting: Setting, device: torch.device, batch_size:
         flops_per_second / (spec_peak * 1e12) if spec_peak else None, first_step_s, peak)
 
 
-def _settings_to_run(compiling: bool, modes: list[str]) -> list[tuple[str, Setting]]:
-    plan = []
-    for model_name, setting in PLAN:
-        if setting.compile_mode is None:
-            plan.append((model_name, setting))
-        elif not compiling:
-            plan.append((model_name, Setting(setting.name.replace(" + compile", ""),
-                                             setting.amp, setting.channels_last, None,
-                                             setting.fused_sgd)))
-        else:
-            plan += [(model_name, _with_compile_mode(setting, mode)) for mode in modes]
-    return plan
+def _settings_to_run(compiling: bool, modes: list[str],
+                     breakdown: bool = False) -> list[tuple[str, Setting]]:
+    """The rows of one run, in the order they run, so that a run stopped by a time limit has
+    the most telling ones: PLAN (and the breakdown) in the first compile mode, then PLAN's
+    fast rows in each further mode."""
+    rows = PLAN + ([(name, FAST) for name in BREAKDOWN_MODELS] if breakdown else [])
+    if not compiling:
+        return [(name, _without_compile(setting)) for name, setting in rows]
+    first = [(name, setting if setting.compile_mode is None
+              else _with_compile_mode(setting, modes[0])) for name, setting in rows]
+    further = [(name, _with_compile_mode(setting, mode)) for mode in modes[1:]
+               for name, setting in PLAN if setting.compile_mode is not None]
+    return first + further
 
 
-def profile_steps(model_name: str, setting: Setting, device: torch.device, batch_size: int,
-                  steps: int = 5) -> str:
-    """The kernels that take the most time over a few training steps, as a text table."""
+def profile_steps(step, title: str, device: torch.device, steps: int = 5) -> str:
+    """The kernels that take the most time over a few more calls of a measured (so already
+    warm and compiled) training step, as a text table under ``title``."""
     from torch.profiler import ProfilerActivity, profile
 
-    step, _ = _prepare_step(model_name, setting, device, batch_size)
-    for _ in range(3):
-        step()
     _synchronize(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
                                            else [])
@@ -216,7 +223,7 @@ def profile_steps(model_name: str, setting: Setting, device: torch.device, batch
         _synchronize(device)
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     table = prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=70)
-    return f"## {model_name}, {setting.name}, batch {batch_size}, {steps} steps\n{table}"
+    return f"## {title}, {steps} steps\n{table}"
 
 
 def measured_matmul_peak(device: torch.device) -> float:
@@ -253,7 +260,12 @@ def describe(device: torch.device) -> tuple[str, float | None]:
 
 
 def markdown_table(rows: list[Measurement]) -> str:
-    baseline = rows[0].images_per_second
+    baseline_name, baseline_setting = PLAN[0]
+    baseline = next((r.images_per_second for r in rows
+                     if (r.model, r.setting) == (baseline_name, baseline_setting.name)), None)
+    if baseline is None:
+        raise RuntimeError(f"the baseline ({baseline_name}, {baseline_setting.name}) was not "
+                           "measured, so no row can be compared with it; see the log above")
     lines = ["| model | setting | batch | images/s (median) | slowest–fastest | × baseline "
              "| step (ms) | GFLOP/step | MFU (measured peak) | MFU (spec peak) "
              "| first step (s) | memory (GiB) |",
@@ -283,6 +295,9 @@ def main(argv=None) -> None:
     parser.add_argument("--compile-modes", nargs="+", default=["default"],
                         help="torch.compile modes to try for the fast rows, e.g. default "
                              "max-autotune-no-cudagraphs reduce-overhead (one row each)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time the paper variant with every speed feature and "
+                             "without LRN, without groups, and without both: what each costs")
     parser.add_argument("--profile", metavar="PATH",
                         help="also profile a few steps of each fast row and write the "
                              "kernels that take the most time to PATH")
@@ -304,15 +319,28 @@ def main(argv=None) -> None:
           flush=True)
     compiling = args.compile == "on" or (args.compile == "auto" and not on_cpu)
     rows, profiles = [], []
-    for model_name, setting in _settings_to_run(compiling, args.compile_modes):
-        row = measure(model_name, setting, device, batch_size, steps, warmup, repeats, peak,
-                      spec_peak)
-        print(f"{row.model:28} {row.setting:44} {row.images_per_second:10,.0f} images/s",
+    for model_name, setting in _settings_to_run(compiling, args.compile_modes, args.breakdown):
+        try:
+            step, flops = _prepare_step(model_name, setting, device, batch_size)
+            row = measure(step, flops, model_name, setting, device, batch_size, steps, warmup,
+                          repeats, peak, spec_peak)
+        except Exception as error:  # one compile mode failing must not cost the other rows
+            print(f"{model_name:30} {setting.name:44} FAILED: {type(error).__name__}: {error}",
+                  flush=True)
+            continue
+        print(f"{row.model:30} {row.setting:44} {row.images_per_second:10,.0f} images/s",
               flush=True)
         rows.append(row)
-        if args.profile and setting.amp:
-            profiles.append(profile_steps(model_name, setting, device, batch_size))
+        if args.profile and setting.amp and model_name not in BREAKDOWN_MODELS:
+            title = f"{model_name}, {setting.name}, batch {batch_size}"
+            profiles.append(profile_steps(step, title, device))
+        # Written after every row, so a run stopped by a time limit keeps what it measured.
+        _write_results(args, what, peak, spec_peak, rows, profiles)
     print(markdown_table(rows))
+
+
+def _write_results(args, what: str, peak: float, spec_peak: float | None,
+                   rows: list[Measurement], profiles: list[str]) -> None:
     if args.profile:
         with open(args.profile, "w") as handle:
             handle.write("\n\n".join(profiles))
