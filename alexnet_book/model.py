@@ -121,6 +121,9 @@ class AlexNet(nn.Sequential):
     - ``width``: multiplies every layer's kernel count and the fc6/fc7 units; ``1/8`` gives a
       same-shaped network small enough to train on a CPU.
     - ``groups``: groups of conv2, conv4 and conv5 (2 is the paper's two-GPU split, 1 is none).
+    - ``kernels``: the kernel counts of conv1–conv5 at width 1, in place of the variant's (the
+      paper's one-GPU comparison net is ``kernels=(48, 128, 192, 192, 256), groups=1``);
+      ``width`` scales them like the variant's.
     - ``activation``: ``"relu"`` or ``"tanh"`` (the paper's Figure 1 comparison).
     - ``norm``: after the ReLU of conv1 and conv2: ``"lrn"``, ``"batchnorm"`` or ``"none"``.
     - ``lrn_convention``: ``"paper"`` (the default), ``"pytorch"`` or ``"caffe"`` (see
@@ -141,6 +144,7 @@ class AlexNet(nn.Sequential):
         input_size: int | None = None,
         width: float = 1.0,
         groups: int | None = None,
+        kernels: tuple[int, int, int, int, int] | None = None,
         activation: str = "relu",
         norm: str | None = None,
         lrn_convention: str | None = None,
@@ -161,7 +165,8 @@ class AlexNet(nn.Sequential):
         lrn_convention = "paper" if lrn_convention is None else lrn_convention
         _check_options(num_classes, in_channels, input_size, width, groups, activation, norm,
                        lrn_convention, pooling, dropout, init)
-        channels = _scaled_channels(spec.kernels, width, groups)
+        kernels = spec.kernels if kernels is None else _checked_kernels(kernels)
+        channels = _scaled_channels(kernels, width, groups)
         hidden = max(1, round(spec.hidden * width))
         options = dict(activation=activation, norm=norm, lrn_convention=lrn_convention,
                        pooling=pooling, groups=groups)
@@ -177,7 +182,8 @@ class AlexNet(nn.Sequential):
         self.min_input_size = _smallest_input(variant, pooling)  # the smallest that fits
         self.in_channels = in_channels
         self.num_classes = num_classes
-        self.options = dict(options, width=width, dropout=dropout, init=init)
+        self.options = dict(options, kernels=tuple(kernels), width=width, dropout=dropout,
+                            init=init)
         if init == "paper":
             _init_as_in_paper(self)
         elif init == "kaiming":
@@ -219,6 +225,15 @@ class AlexNet(nn.Sequential):
                 f"AlexNet(variant={self.variant!r}) needs inputs of at least "
                 f"{smallest}×{smallest}, got {height}×{width}; it was built for {size}×{size}"
             )
+
+
+def _checked_kernels(kernels) -> tuple[int, ...]:
+    counts = tuple(kernels) if isinstance(kernels, (list, tuple)) else ()
+    if len(counts) != 5 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+                               for c in counts):
+        raise ValueError(f"kernels must be five whole numbers ≥ 1, the kernel counts of conv1 "
+                         f"to conv5, e.g. (96, 256, 384, 384, 256); got {kernels!r}")
+    return counts
 
 
 def _check_options(num_classes, in_channels, input_size, width, groups, activation, norm,

@@ -156,6 +156,24 @@ def test_width_keeps_the_shape_and_divisibility():
     assert all(c.out_channels % 2 == 0 for c in _layers_of(odd, nn.Conv2d).values())
 
 
+def test_the_papers_one_gpu_comparison_net():
+    # Section 3.2 and its footnote: half as many kernels in each conv layer, but the last conv
+    # layer and the fully-connected layers kept whole, "to make the two nets have approximately
+    # the same number of parameters"; trained on one GPU, so nothing is grouped.
+    one_gpu = AlexNet(groups=1, kernels=(48, 128, 192, 192, 256), init="pytorch")
+    convs = _layers_of(one_gpu, nn.Conv2d)
+    assert [c.weight.shape[:2] for c in convs.values()] == \
+        [(48, 3), (128, 48), (192, 128), (192, 192), (256, 192)]
+    assert all(c.groups == 1 for c in convs.values())
+    assert one_gpu.fc6.in_features == 6 * 6 * 256 and one_gpu.fc6.out_features == 4096
+    two_gpu = sum(p.numel() for p in AlexNet(init="pytorch").parameters())
+    assert abs(sum(p.numel() for p in one_gpu.parameters()) / two_gpu - 1) < 0.03
+    # width scales the given kernels as it scales the variant's: 48/8, 128/8, ...
+    small = AlexNet(groups=1, kernels=(48, 128, 192, 192, 256), width=1 / 8, num_classes=10)
+    assert [c.out_channels for c in _layers_of(small, nn.Conv2d).values()] == [6, 16, 24, 24, 32]
+    assert small.options["kernels"] == (48, 128, 192, 192, 256)
+
+
 def test_non_overlapping_pooling_gives_the_same_sizes():
     # Section 3.4: s = 2, z = 2 produces output of the same dimensions as s = 2, z = 3.
     overlapping, plain = AlexNet(init="pytorch"), AlexNet(pooling="non-overlapping", init="pytorch")
@@ -192,6 +210,9 @@ def test_wrong_input_size_names_the_expected_size(paper):
         (dict(dropout=1.0), r"dropout is a probability in \[0, 1\)"),
         (dict(init="xavier"), r"init must be one of \['kaiming', 'paper', 'pytorch'\]"),
         (dict(input_size=50), "too small.*smallest input that works is 67×67"),
+        (dict(kernels=(96, 256, 384)), r"kernels must be five whole numbers ≥ 1.*\(96, 256, 384\)"),
+        (dict(kernels=(96, 256, 0, 384, 256)), "kernels must be five whole numbers"),
+        (dict(kernels=96), "kernels must be five whole numbers"),
         (dict(norm="none", lrn_convention="caffe"), "only applies to LRN.*norm='none'"),
         (dict(variant="torchvision", lrn_convention="paper"), "only applies to LRN"),
         # 96 kernels × 0.005 in groups of 2 rounds to 0; 2 / 2 / 96 is the least that works.
