@@ -1,12 +1,13 @@
 """Ablations: the same small AlexNet trained with one of the paper's ideas on and off.
 
-Sections 3 and 4 of the paper credit each idea with a measured gain (ReLU, local response
-normalisation, overlapping pooling, dropout, data augmentation). ``run_ablation(idea)`` repeats
-such a comparison at a size a CPU can afford: the paper's network at a fraction of its width on
-the offline digits, trained with ``alexnet_book.train`` from the same seeds with the idea on and
-off, nothing else changed. A run is reproducible for a given number of CPU threads (the
-kernels split their sums by thread). Every run is cached (``alexnet_book.trained.cache_dir()``), so a
-chapter that is executed again, or by several tools in turn, trains each run only once.
+Sections 3 and 4 of the paper credit each idea with a measured gain (ReLU, the two-GPU split,
+local response normalisation, overlapping pooling, dropout, data augmentation).
+``run_ablation(idea)`` repeats such a comparison at a size a CPU can afford: the paper's
+network at a fraction of its width on the offline digits, trained with ``alexnet_book.train``
+from the same seeds with the idea on and off, nothing else changed. A run is reproducible for a
+given number of CPU threads (the kernels split their sums by thread). Every run is cached
+(``alexnet_book.trained.cache_dir()``), so a chapter that is executed again, or by several tools
+in turn, trains each run only once.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class Idea:
 
 IDEAS: dict[str, Idea] = {
     "relu": Idea("relu", "3.1", "ReLU", "tanh", {"activation": "relu"}, {"activation": "tanh"}),
+    # The paper's comparison for its two-GPU split: one column of half the kernels in each conv
+    # layer but the last (and the same fully-connected layers), about as many parameters.
+    "two_gpus": Idea("two_gpus", "3.2", "two columns", "one column, half the kernels",
+                     {"groups": 2}, {"groups": 1, "kernels": (48, 128, 192, 192, 256)}),
     "lrn": Idea("lrn", "3.3", "with LRN", "without LRN", {"norm": "lrn"}, {"norm": "none"}),
     "overlapping_pooling": Idea("overlapping_pooling", "3.4", "overlapping 3×3, stride 2",
                                 "non-overlapping 2×2, stride 2", {"pooling": "overlapping"},
@@ -170,8 +175,9 @@ def run_ablation(idea: str, settings: AblationSettings | None = None, *, cache: 
                  progress: bool = False, extra_arms: dict[str, dict] | None = None) -> AblationResult:
     """Train the small network with ``idea`` on and off, once per seed, and return the runs.
 
-    ``idea`` is one of ``IDEAS``: ``"relu"`` (against tanh), ``"lrn"``,
-    ``"overlapping_pooling"``, ``"dropout"``, ``"augmentation"``. ``extra_arms`` adds arms of
+    ``idea`` is one of ``IDEAS``: ``"relu"`` (against tanh), ``"two_gpus"`` (two columns
+    against the paper's one-GPU net), ``"lrn"``, ``"overlapping_pooling"``, ``"dropout"``,
+    ``"augmentation"``. ``extra_arms`` adds arms of
     the same comparison, ``{label: settings}`` in the form of ``Idea.on`` (for example
     ``{"with batch norm": {"norm": "batchnorm"}}`` next to LRN on and off). Runs already in the
     cache are loaded instead of trained; ``cache=False`` trains everything and stores nothing.

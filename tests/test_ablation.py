@@ -17,7 +17,7 @@ def cache(tmp_path, monkeypatch):
 
 def test_unknown_idea_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown idea 'batchnorm'.*'augmentation', 'dropout', "
-                                         "'lrn', 'overlapping_pooling', 'relu'"):
+                                         "'lrn', 'overlapping_pooling', 'relu', 'two_gpus'"):
         run_ablation("batchnorm")
 
 
