@@ -122,7 +122,7 @@ def test_each_layer_chapter_is_graded_and_shows_its_layer(layer):
     assert "sample_photo(" in code and "small_trained_alexnet(" in code
 
 
-IDEAS = ["relu", "lrn", "overlapping_pooling", "dropout", "augmentation"]
+IDEAS = ["relu", "lrn", "overlapping_pooling", "dropout", "augmentation", "two_gpus"]
 
 
 def test_the_ideas_part_lists_one_chapter_per_idea_each_graded_with_an_ablation():
