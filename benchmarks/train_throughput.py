@@ -25,26 +25,19 @@ Prints a Markdown table; ``--json PATH`` also writes the measurements.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import platform
-import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 import torchvision
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from alexnet_book import AlexNet
-from alexnet_book.train import pick_device, resolve_amp
+from alexnet_book.speed import (Measurement, Setting, describe_device, device_from, matmul_peak,
+                                prepare_step, synchronize, time_step)
 
 IMAGE_SIZE = 227
 NUM_CLASSES = 1000
-
-# Dense bf16 tensor-core peaks from the vendors' spec sheets (SXM parts), in TFLOP/s.
-SPEC_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "T4": 65.0}
 
 MODELS = {
     "torchvision.models.alexnet": lambda: torchvision.models.alexnet(),
@@ -56,15 +49,6 @@ MODELS = {
     "ours, paper, one group": lambda: AlexNet("paper", groups=1),
     "ours, paper, no LRN, one group": lambda: AlexNet("paper", norm="none", groups=1),
 }
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    amp: bool = False
-    channels_last: bool = False
-    compile_mode: str | None = None  # None: eager
-    fused_sgd: bool = False
 
 
 EAGER_FP32 = Setting("eager fp32")
@@ -91,107 +75,11 @@ def _with_compile_mode(setting: Setting, mode: str) -> Setting:
                    setting.fused_sgd)
 
 
-@dataclass
-class Measurement:
-    model: str
-    setting: str
-    batch_size: int
-    images_per_second: float
-    spread: tuple[float, float]  # slowest and fastest repeat, images/s
-    step_ms: float
-    gflop_per_step: float
-    mfu_measured_peak: float
-    mfu_spec_peak: float | None
-    first_step_s: float
-    peak_memory_gib: float | None
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def _amp_dtype(device: torch.device) -> torch.dtype:
-    """The trainer's choice: bf16 where the device has it, else fp16 with a gradient scaler."""
-    return torch.float16 if resolve_amp("auto", device) == "fp16" else torch.bfloat16
-
-
-def _training_step(model, optimizer, images, labels, setting, device, scaler):
-    autocast = (torch.autocast(device.type, dtype=_amp_dtype(device)) if setting.amp
-                else contextlib.nullcontext())
-
-    def step():
-        with autocast:
-            loss = nn.functional.cross_entropy(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-
-    return step
-
-
-def _step_flops(model: nn.Module, images, labels) -> int:
-    """FLOPs of one forward and backward pass, as torch.utils.flop_counter counts them."""
-    with FlopCounterMode(display=False) as counter:
-        nn.functional.cross_entropy(model(images), labels).backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
-
-
 def _prepare_step(model_name: str, setting: Setting, device: torch.device, batch_size: int):
-    """One training step of the model in this setting, as a function, and its FLOPs."""
-    torch.manual_seed(0)
-    memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
-    model = MODELS[model_name]().to(device).to(memory_format=memory_format)
-    images = torch.randn(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE, device=device)
-    images = images.contiguous(memory_format=memory_format)
-    labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
-    flops = _step_flops(model, images, labels)
-    fused = {"fused": True} if setting.fused_sgd and device.type == "cuda" else {}
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
-                                **fused)
-    scaler = (torch.amp.GradScaler(device.type)
-              if setting.amp and _amp_dtype(device) == torch.float16 else None)
-    if setting.compile_mode is not None:
-        torch._dynamo.reset()  # compile each model afresh, not as a recompile of the last
-        model = torch.compile(model, mode=setting.compile_mode)
-    return _training_step(model, optimizer, images, labels, setting, device, scaler), flops
-
-
-def measure(step, flops: int, model_name: str, setting: Setting, device: torch.device,
-            batch_size: int, steps: int, warmup: int, repeats: int, peak_flops: float,
-            spec_peak: float | None) -> Measurement:
-    """Time a prepared training step: its first call, warm-up, then the timed repeats."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    started = time.perf_counter()
-    step()  # includes compilation when compiling
-    _synchronize(device)
-    first_step_s = time.perf_counter() - started
-    for _ in range(warmup):
-        step()
-    rates = []
-    for _ in range(repeats):
-        _synchronize(device)
-        started = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _synchronize(device)
-        rates.append(batch_size * steps / (time.perf_counter() - started))
-    rate = statistics.median(rates)
-    flops_per_second = flops * rate / batch_size
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return Measurement(
-        model_name, setting.name, batch_size, rate, (min(rates), max(rates)),
-        1000 * batch_size / rate, flops / 1e9, flops_per_second / peak_flops,
-        flops_per_second / (spec_peak * 1e12) if spec_peak else None, first_step_s, peak)
+    """One training step of the named model in this setting, as a function, and its FLOPs."""
+    torch.manual_seed(0)  # the same initial weights for every setting of a model
+    return prepare_step(MODELS[model_name](), setting, device, batch_size, IMAGE_SIZE,
+                        NUM_CLASSES)
 
 
 def _settings_to_run(compiling: bool, modes: list[str],
@@ -214,49 +102,16 @@ def profile_steps(step, title: str, device: torch.device, steps: int = 5) -> str
     warm and compiled) training step, as a text table under ``title``."""
     from torch.profiler import ProfilerActivity, profile
 
-    _synchronize(device)
+    synchronize(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
                                            else [])
     with profile(activities=activities) as prof:
         for _ in range(steps):
             step()
-        _synchronize(device)
+        synchronize(device)
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     table = prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=70)
     return f"## {title}, {steps} steps\n{table}"
-
-
-def measured_matmul_peak(device: torch.device) -> float:
-    """FLOP/s of a large matrix product: bf16 on a GPU, fp32 on a CPU."""
-    size, dtype = (8192, torch.bfloat16) if device.type != "cpu" else (1024, torch.float32)
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    _synchronize(device)
-    repeats = 10 if device.type != "cpu" else 3
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    _synchronize(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - started)
-
-
-def device_from(name: str) -> torch.device:
-    return pick_device() if name == "auto" else torch.device(name)
-
-
-def describe(device: torch.device) -> tuple[str, float | None]:
-    """The device in words, and its spec-sheet dense bf16 peak in TFLOP/s where known."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        spec = next((peak for key, peak in SPEC_PEAK_TFLOPS.items() if key in name), None)
-    else:
-        name, spec = f"{device.type} ({platform.processor() or platform.machine()}, "\
-                     f"{torch.get_num_threads()} threads)", None
-    versions = (f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
-                f"Python {platform.python_version()}")
-    return f"{name}; {versions}", spec
 
 
 def markdown_table(rows: list[Measurement]) -> str:
@@ -312,8 +167,8 @@ def main(argv=None) -> None:
     repeats = args.repeats or (2 if on_cpu else 5)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every row: fixed shapes, pick the best kernels
-    what, spec_peak = describe(device)
-    peak = measured_matmul_peak(device)
+    what, spec_peak = describe_device(device)
+    peak = matmul_peak(device)
     print(f"device: {what}; {time.strftime('%Y-%m-%d')}; measured matmul peak "
           f"{peak / 1e12:.1f} TFLOP/s" + (f", spec {spec_peak} TFLOP/s" if spec_peak else ""),
           flush=True)
@@ -322,8 +177,8 @@ def main(argv=None) -> None:
     for model_name, setting in _settings_to_run(compiling, args.compile_modes, args.breakdown):
         try:
             step, flops = _prepare_step(model_name, setting, device, batch_size)
-            row = measure(step, flops, model_name, setting, device, batch_size, steps, warmup,
-                          repeats, peak, spec_peak)
+            row = time_step(step, flops, model_name, setting, device, batch_size, steps=steps,
+                            warmup=warmup, repeats=repeats, peak_flops=peak, spec_peak=spec_peak)
         except Exception as error:  # one compile mode failing must not cost the other rows
             print(f"{model_name:30} {setting.name:44} FAILED: {type(error).__name__}: {error}",
                   flush=True)
