@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["PAGE_FORMAT", "build_pdf", "find_chromium", "print_pdf"]
+__all__ = ["PAGE_FORMAT", "build_pdf", "find_chromium", "fix_bookmarks", "print_pdf"]
 
 # A4, the page the rest of the world (and this British-spelt book) prints on; Letter is 6 mm
 # wider and 18 mm shorter, so a Letter printer scales it by 94% and nothing is lost.
@@ -37,12 +37,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # jupyter-book's pdfhtml style (a cell is not split across pages), and on paper: each chapter
 # (singlehtml marks it with a <span id="document-NAME">) starts a page, long code lines wrap
 # instead of scrolling, and folded content (the setup cell, the solutions) stays out rather than
-# leaving a "Show" button that cannot be clicked.
+# leaving a "Show" button that cannot be clicked. On paper the chapters themselves follow the
+# heading of the table of contents, so the page breaks before that heading instead of after it,
+# where it would stand alone on an otherwise empty page.
 PRINT_CSS = """
 div.cell_input, div.cell_output, figure { break-inside: avoid; page-break-inside: avoid; }
 span[id^="document-"] + section { break-before: page; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 details:not([open]) { display: none; }
+section:has(> .toctree-wrapper) { break-before: page; }
+.toctree-wrapper > span[id^="document-"]:first-child + section { break-before: auto; }
 """
 
 # Runs in the page: load every image, then wait for MathJax's first typeset (if it loaded)
@@ -55,6 +59,14 @@ SETTLE_JS = """async () => {
   return [document.querySelectorAll(".math").length,
           document.querySelectorAll("mjx-container").length];
 }"""
+
+
+# Runs in the page: the text of every heading, without Sphinx's "#" permalink.
+HEADINGS_JS = """() => [...document.querySelectorAll("h1, h2, h3, h4, h5, h6")].map((h) => {
+  const copy = h.cloneNode(true);
+  copy.querySelectorAll(".headerlink").forEach((link) => link.remove());
+  return copy.textContent.replace(/\\s+/g, " ").trim();
+})"""
 
 
 def find_chromium() -> str:
@@ -74,11 +86,13 @@ def find_chromium() -> str:
 
 def _sync_playwright():
     try:
+        import pypdf  # noqa: F401  (fix_bookmarks needs it after printing)
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise RuntimeError("printing the book needs Playwright: `pip install playwright` (the "
-                           "project's `browser` extra provides it); it drives the Chromium "
-                           "installed here, so `playwright install` is not needed") from None
+        raise RuntimeError("printing the book needs Playwright and pypdf: `pip install "
+                           "playwright pypdf` (the project's `browser` extra provides both); "
+                           "Playwright drives the Chromium installed here, so `playwright "
+                           "install` is not needed") from None
     return sync_playwright
 
 
@@ -112,12 +126,51 @@ def print_pdf(html: str | Path, pdf: str | Path, *, chromium: str | None = None)
                     f"MathJax did not load, so {html.name} would print {maths} formula(s) as raw "
                     "TeX: keep `sphinx-mathjax-offline` in _config.yml's extensions (it serves "
                     "MathJax with the book) or build where MathJax's CDN is reachable")
+            headings = page.evaluate(HEADINGS_JS)
             page.pdf(path=pdf, format=PAGE_FORMAT, margin=MARGINS, print_background=True,
                      display_header_footer=True, header_template="<span></span>",
                      footer_template=FOOTER, outline=True, tagged=True)
         finally:
             browser.close()
+    fix_bookmarks(pdf, headings)
     return pdf
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def fix_bookmarks(pdf: str | Path, headings: list[str]) -> int:
+    """Give the PDF's bookmarks the headings' own text; returns how many it changed.
+
+    Chromium builds the bookmarks from the laid-out headings, and some come out garbled: a
+    heading broken over two lines loses the space at the break ("four pixelsapart"), and some
+    are doubled ("SummarySummary"). Each bookmark whose letters are those of a heading, once or
+    twice over, gets that heading's text.
+    """
+    from pypdf import PdfWriter
+    from pypdf.generic import NameObject, TextStringObject
+
+    by_letters = {_letters(heading): heading for heading in headings}
+    writer = PdfWriter(clone_from=str(pdf))
+    changed = 0
+    stack = [writer.root_object["/Outlines"].get("/First")] if "/Outlines" in writer.root_object \
+        else []
+    while stack:
+        reference = stack.pop()
+        if reference is None:
+            continue
+        item = reference.get_object()
+        stack += [item.get("/Next"), item.get("/First")]
+        title, letters = str(item["/Title"]), _letters(str(item["/Title"]))
+        half = letters[: len(letters) // 2]
+        heading = by_letters.get(letters) or (by_letters.get(half) if half * 2 == letters else None)
+        if heading is not None and heading != title:
+            item[NameObject("/Title")] = TextStringObject(heading)
+            changed += 1
+    if changed:
+        writer.write(str(pdf))
+    return changed
 
 
 def _jupyter_book() -> str:

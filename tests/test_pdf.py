@@ -8,10 +8,10 @@ import sys
 import textwrap
 
 import pytest
-from pypdf import PdfReader
+from pypdf import PdfReader, PdfWriter
 
 from alexnet_book.cli import main
-from alexnet_book.pdf import find_chromium, print_pdf
+from alexnet_book.pdf import find_chromium, fix_bookmarks, print_pdf
 
 
 def _tiny_book(folder):
@@ -89,6 +89,37 @@ def test_a_program_that_is_no_browser_is_reported(tmp_path):
 
 
 @pytest.mark.browser
+def _bookmark_titles(pdf):
+    titles = []
+
+    def walk(items):
+        for item in items:
+            walk(item) if isinstance(item, list) else titles.append(item.title)
+
+    walk(PdfReader(pdf).outline)
+    return titles
+
+
+def test_garbled_bookmarks_get_their_headings_text(tmp_path):
+    # What Chromium printed for the book: a doubled title, one that lost the space at a line
+    # break, and nested ones; plus a bookmark that is no heading, which stays as it is.
+    writer = PdfWriter()
+    writer.add_blank_page(width=100, height=100)
+    chapter = writer.add_outline_item(title="conv1: 96 kernels of 11×11, four pixelsapart", page_number=0)
+    writer.add_outline_item(title="SummarySummary", page_number=0, parent=chapter)
+    writer.add_outline_item(title="In the paper and in practice", page_number=0, parent=chapter)
+    writer.add_outline_item(title="Not a heading", page_number=0)
+    pdf = tmp_path / "garbled.pdf"
+    writer.write(pdf)
+    headings = ["conv1: 96 kernels of 11×11, four pixels apart", "Summary",
+                "In the paper and in practice"]
+
+    assert fix_bookmarks(pdf, headings) == 2
+    assert _bookmark_titles(pdf) == ["conv1: 96 kernels of 11×11, four pixels apart",
+                                     "Summary", "In the paper and in practice", "Not a heading"]
+    assert fix_bookmarks(pdf, headings) == 0  # nothing left to mend
+
+
 def test_a_tiny_book_prints_to_a_pdf(tmp_path, capsys, chromium):
     pytest.importorskip("playwright.sync_api", reason="needs playwright (the browser extra)")
     book, pdf = _tiny_book(tmp_path / "book"), tmp_path / "out" / "tiny.pdf"
@@ -101,4 +132,5 @@ def test_a_tiny_book_prints_to_a_pdf(tmp_path, capsys, chromium):
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert len(reader.pages) >= 2  # each chapter starts a page
     assert "Tiny introduction" in text and "The second page" in text
+    assert _bookmark_titles(pdf) == ["Tiny introduction", "The second page"]
     # (the command fails if MathJax typesets nothing, so the maths is in there too)
