@@ -90,3 +90,16 @@ def test_trainer_runs_with_every_speed_feature(tmp_path):
     history = train(model, data.train, data.val, config)
     assert len(history) == 2 and all(row.train_loss == row.train_loss for row in history)
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+
+
+def test_throughput_is_measured_with_every_speed_feature():
+    from alexnet_book.speed import Setting, measure_throughput
+
+    compile_mode = "default" if DEVICE.type == "cuda" else None
+    setting = Setting("every speed feature", amp=True, channels_last=True,
+                      compile_mode=compile_mode, fused_sgd=True)
+    measured = measure_throughput(lambda: AlexNet("paper", width=1 / 4, input_size=131),
+                                  setting, DEVICE, batch_size=16, steps=2, repeats=2)
+    assert measured.images_per_second > 0 and measured.gflop_per_step > 0
+    if DEVICE.type == "cuda":
+        assert measured.peak_memory_gib > 0  # read from the CUDA allocator

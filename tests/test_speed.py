@@ -23,7 +23,7 @@ def test_a_measurement_counts_the_flops_of_forward_and_backward(groups):
         return AlexNet(width=1 / 16, input_size=67, num_classes=10, in_channels=1,
                        init="pytorch", groups=groups)
 
-    measured = measure_throughput(make, batch_size=4, steps=1, repeats=2)
+    measured = measure_throughput(make, device="cpu", batch_size=4, steps=1, repeats=2)
     table = layer_table(make())  # multiply-adds checked against the paper's table in test_shapes
     # Forward: 2 FLOPs per multiply-add. Backward: the gradients of the weights and of each
     # layer's input, each as costly as the forward pass, except conv1's input gradient, which
@@ -59,7 +59,7 @@ def test_speed_features_run_on_a_cpu():
 def test_a_step_trains_the_model():
     model = tiny()
     before = model.fc8.weight.detach().clone()
-    measure_throughput(lambda: model, batch_size=2, steps=1, repeats=1, warmup=0)
+    measure_throughput(lambda: model, device="cpu", batch_size=2, steps=1, repeats=1, warmup=0)
     assert not torch.equal(model.fc8.weight, before)  # SGD steps really ran
 
 
