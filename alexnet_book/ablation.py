@@ -6,8 +6,9 @@ local response normalisation, overlapping pooling, dropout, data augmentation).
 network at a fraction of its width on the offline digits, trained with ``alexnet_book.train``
 from the same seeds with the idea on and off, nothing else changed. A run is reproducible for a
 given number of CPU threads (the kernels split their sums by thread). Every run is cached
-(``alexnet_book.trained.cache_dir()``), so a chapter that is executed again, or by several tools
-in turn, trains each run only once.
+(``alexnet_book.trained.cache_dir()``) under a key of the network and the settings it trains
+with, so a chapter that is executed again, or by several tools in turn, trains each run only
+once, and two chapters that ask for the same network share it.
 """
 
 from __future__ import annotations
@@ -143,8 +144,17 @@ def epochs_text(epochs: list[int | None]) -> str:
 
 
 def _run_key(arm: dict, settings: AblationSettings, seed: int) -> str:
-    shared = {k: v for k, v in asdict(settings).items() if k != "seeds"}
-    return cache_key(arm, shared, seed)
+    """The key of one run, from the network it builds (every option resolved) and its data, so
+    that two ideas asking for the same network (the paper's, say) share one run."""
+    network = {**settings.base, **{k: v for k, v in arm.items() if k not in _DATA_OPTIONS}}
+    resolved = AlexNet("paper", width=settings.width, init=settings.init, **network).options
+    data = {option: arm.get(option, True) for option in _DATA_OPTIONS}
+    shared = {k: v for k, v in asdict(settings).items() if k not in ("seeds", "base")}
+    return cache_key(resolved, data, shared, seed)
+
+
+def _cache_path(arm: dict, settings: AblationSettings, seed: int) -> Path:
+    return cache_dir() / "ablations" / f"run-{_run_key(arm, settings, seed)}.json"
 
 
 def _read_history(path: Path) -> History | None:
@@ -202,13 +212,13 @@ def run_ablation(idea: str, settings: AblationSettings | None = None, *, cache: 
     for label, arm in arms.items():
         runs[label] = []
         for seed in settings.seeds:
-            path = cache_dir() / "ablations" / f"{idea}-{_run_key(arm, settings, seed)}.json"
-            history = _read_history(path) if cache else None
+            path = _cache_path(arm, settings, seed) if cache else None
+            history = _read_history(path) if path else None
             if history is None:
                 start = time.perf_counter()
                 history = _train_arm(arm, settings, seed, progress)
                 spent += time.perf_counter() - start
-                if cache:
+                if path:
                     text = json.dumps(history.to_dict())
                     write_atomically(path, lambda file: file.write(text.encode()))
             else:

@@ -61,7 +61,7 @@ def test_each_arm_builds_the_network_it_names(idea, monkeypatch):
 def test_runs_are_cached_and_reproducible(cache):
     first = run_ablation("dropout", TINY)
     assert first.cached == 0 and first.seconds > 0
-    assert len(list((cache / "ablations").glob("dropout-*.json"))) == 2
+    assert len(list((cache / "ablations").glob("run-*.json"))) == 2
     again = run_ablation("dropout", TINY)
     assert again.cached == 2 and again.seconds == 0
     fresh = run_ablation("dropout", TINY, cache=False)
@@ -98,6 +98,17 @@ def test_the_cache_key_holds_the_thread_count(monkeypatch):
     assert ablation._run_key({"dropout": 0.5}, TINY, 0) != key
 
 
+def test_two_ideas_asking_for_the_same_network_share_its_runs(cache):
+    run_ablation("lrn", TINY)  # with LRN: the paper's network; without: norm="none"
+    shared = run_ablation("two_gpus", TINY)  # two columns: the paper's network again
+    assert shared.cached == 1 and shared.runs["two columns"] == \
+        run_ablation("lrn", TINY).runs["with LRN"]
+    assert len(list((cache / "ablations").glob("run-*.json"))) == 3
+    # Another setting of the same switch is another network, and another run.
+    assert ablation._run_key({"groups": 2}, TINY, 0) == ablation._run_key({"norm": "lrn"}, TINY, 0)
+    assert ablation._run_key({"groups": 1}, TINY, 0) != ablation._run_key({"groups": 2}, TINY, 0)
+
+
 def test_pca_lighting_reaches_the_augmented_arm_only(monkeypatch):
     seen = []
     real_load = ablation.load_data
@@ -115,7 +126,7 @@ def test_pca_lighting_reaches_the_augmented_arm_only(monkeypatch):
 def test_an_extra_arm_is_trained_cached_and_labelled(cache):
     result = run_ablation("lrn", TINY, extra_arms={"with batch norm": {"norm": "batchnorm"}})
     assert list(result.runs) == ["with LRN", "without LRN", "with batch norm"]
-    assert len(list((cache / "ablations").glob("lrn-*.json"))) == 3
+    assert len(list((cache / "ablations").glob("run-*.json"))) == 3
     again = run_ablation("lrn", TINY, extra_arms={"with batch norm": {"norm": "batchnorm"}})
     assert again.cached == 3
     with pytest.raises(ValueError, match="must have a new label"):
