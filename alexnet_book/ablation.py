@@ -187,10 +187,10 @@ def run_ablation(idea: str, settings: AblationSettings | None = None, *, cache: 
 
     ``idea`` is one of ``IDEAS``: ``"relu"`` (against tanh), ``"two_gpus"`` (two columns
     against the paper's one-GPU net), ``"lrn"``, ``"overlapping_pooling"``, ``"dropout"``,
-    ``"augmentation"``. ``extra_arms`` adds arms of
-    the same comparison, ``{label: settings}`` in the form of ``Idea.on`` (for example
-    ``{"with batch norm": {"norm": "batchnorm"}}`` next to LRN on and off). Runs already in the
-    cache are loaded instead of trained; ``cache=False`` trains everything and stores nothing.
+    ``"augmentation"``. ``extra_arms`` adds arms of the same comparison, ``{label: settings}``
+    in the form of ``Idea.on`` (for example ``{"with batch norm": {"norm": "batchnorm"}}`` next
+    to LRN on and off). Runs already in the cache are loaded instead of trained;
+    ``cache=False`` trains everything and stores nothing.
     """
     if idea not in IDEAS:
         raise ValueError(f"unknown idea {idea!r}; the ideas are {sorted(IDEAS)}")
