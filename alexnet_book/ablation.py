@@ -128,6 +128,13 @@ class AblationResult:
             found.append(next((epoch for epoch, v in enumerate(values, 1) if v < threshold), None))
         return found
 
+    def seed_spread(self, column: str) -> float:
+        """How far apart the seeds of one arm end: the standard deviation over the seeds of the
+        last epoch's ``column``, averaged over the arms (nan with a single seed)."""
+        if len(self.settings.seeds) < 2:
+            return float("nan")
+        return statistics.fmean(statistics.stdev(self.final(column, label)) for label in self.runs)
+
     def curves(self, column: str, label: str) -> list[list[float]]:
         """``column`` per epoch, one list per seed's run of arm ``label``."""
         return [history.column(column) for history in self._arm(label)]

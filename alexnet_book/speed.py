@@ -30,7 +30,7 @@ from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from ._checks import whole_number
-from .train import pick_device, resolve_amp
+from .train import TrainConfig, pick_device, resolve_amp
 
 __all__ = ["Setting", "Measurement", "measure_throughput", "prepare_step", "step_flops", "time_step",
            "matmul_peak", "describe_device", "device_from", "synchronize", "SPEC_PEAK_TFLOPS"]
@@ -89,22 +89,22 @@ def _conv_backward_flops(grad_out_shape, x_shape, w_shape, bias, stride, padding
     """torch.utils.flop_counter's formula for a convolution's backward pass, with the weight
     gradient of a grouped convolution counted once per group, not as if ungrouped.
 
-    Up to at least PyTorch 2.14 the built-in formula leaves ``groups`` out of the weight
-    gradient (pytorch/pytorch#183405), so it counts the paper's conv2, conv4 and conv5 weight
-    gradients twice over.
+    PyTorch 2.14's formula leaves ``groups`` out of the weight gradient (pytorch/pytorch#183405)
+    and so counts the paper's conv2, conv4 and conv5 weight gradients twice over. Its input
+    gradient is right; the weight gradient is counted here, the way it counts it, per group.
     """
     builtin = flop_counter.conv_backward_flop.__wrapped__  # the formula on shapes
+    input_only = [output_mask[0], False, *output_mask[2:]]
     flops = builtin(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation,
-                    transposed, output_padding, groups, output_mask, out_shape=out_shape,
+                    transposed, output_padding, groups, input_only, out_shape=out_shape,
                     **kwargs)
-    if output_mask[1] and groups > 1:
+    if output_mask[1]:
         def t(shape):
             return [shape[1], shape[0], *shape[2:]]
-        weight_shape = list(out_shape[1])
-        inputs, grads = (t(grad_out_shape), t(x_shape)) if transposed else \
-            (t(x_shape), t(grad_out_shape))
-        as_ungrouped = flop_counter.conv_flop_count(inputs, grads, t(weight_shape))
-        flops -= as_ungrouped - as_ungrouped // groups
+        # The weight gradient as a convolution over the batch, as torch's formula writes it.
+        inputs, grads = (grad_out_shape, x_shape) if transposed else (x_shape, grad_out_shape)
+        as_ungrouped = flop_counter.conv_flop_count(t(inputs), t(grads), t(list(out_shape[1])))
+        flops += as_ungrouped // groups
     return flops
 
 
@@ -131,8 +131,9 @@ def prepare_step(model: nn.Module, setting: Setting, device: torch.device, batch
     labels = torch.randint(0, num_classes, (batch_size,), device=device)
     flops = step_flops(model, images, labels)
     fused = {"fused": True} if setting.fused_sgd and device.type == "cuda" else {}
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
-                                **fused)
+    recipe = TrainConfig()  # the paper's learning rate, momentum and weight decay
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay, **fused)
     scaler = (torch.amp.GradScaler(device.type)
               if setting.amp and _amp_dtype(device) == torch.float16 else None)
     if setting.compile_mode is not None:

@@ -91,6 +91,24 @@ def test_result_summaries_by_hand():
         result.final("val_top1", "sigmoid")
 
 
+def test_seed_spread_by_hand():
+    def ending_at(top1):
+        row = dict(epoch=0, lr=0.01, train_loss=1.0, train_top1=top1, val_loss=1.0,
+                   val_top1=top1, val_top5=None, seconds=1.0, images_per_second=1.0)
+        return ablation.History.from_dict({"rows": [row]})
+
+    two_seeds = AblationSettings(seeds=(0, 1))
+    result = ablation.AblationResult(IDEAS["relu"], two_seeds,
+                                     {"ReLU": [ending_at(0.8), ending_at(0.6)],
+                                      "tanh": [ending_at(0.5), ending_at(0.5)]},
+                                     seconds=0.0, cached=4)
+    # Errors 0.2 and 0.4: sample standard deviation 0.1 · √2; 0.5 and 0.5: none. Mean of both.
+    assert result.seed_spread("val_error") == pytest.approx(0.1 * 2**0.5 / 2)
+    one_seed = ablation.AblationResult(IDEAS["relu"], TINY, {"ReLU": [ending_at(0.8)]},
+                                       seconds=0.0, cached=1)
+    assert one_seed.seed_spread("val_error") != one_seed.seed_spread("val_error")  # nan
+
+
 def test_the_cache_key_holds_the_thread_count(monkeypatch):
     # Sums split by thread round differently, so runs with another thread count are other runs.
     key = ablation._run_key({"dropout": 0.5}, TINY, 0)
