@@ -170,9 +170,10 @@ def test_imagenet_statistics_are_torchvisions():
     assert list(IMAGENET_MEAN) == preset.mean and list(IMAGENET_STD) == preset.std
 
 
-def test_train_crops_are_windows_of_the_256_image_or_their_mirrors(photo):
+def test_train_crops_are_windows_of_the_central_256_square_or_their_mirrors(photo):
     resized = _resized(photo)
     assert resized.shape == (3, 300, 256)
+    square_top = (300 - 256) // 2  # Section 2: "cropped out the central 256×256 patch"
     transform = paper_train_transform(**NO_NORM)
     torch.manual_seed(0)
     flips = set()
@@ -182,12 +183,12 @@ def test_train_crops_are_windows_of_the_256_image_or_their_mirrors(photo):
         matches = []
         for flipped in (False, True):
             candidate = v2.functional.horizontal_flip(crop) if flipped else crop
-            for top in range(300 - 227 + 1):
+            for top in range(square_top, square_top + 256 - 227 + 1):
                 for left in range(256 - 227 + 1):
                     if torch.equal(resized[:, top, left], candidate[:, 0, 0]) and torch.equal(
                             resized[:, top:top + 227, left:left + 227], candidate):
                         matches.append(flipped)
-        assert matches, "a training crop is not a 227 window of the 256-resized image"
+        assert matches, "a training crop is not a 227 window of the central 256×256 square"
         flips.update(matches)
     assert flips == {False, True}  # both mirrored and plain crops occur
 
@@ -209,7 +210,8 @@ def test_eval_transform_default_is_the_centre_227_of_the_256_image(photo):
 def test_ten_crops_are_torchvisions_and_the_last_five_are_mirrors(photo):
     crops = paper_eval_transform(ten_crop=True, **NO_NORM)(photo)
     assert crops.shape == (10, 3, 227, 227)
-    expected = torch.stack(v2.functional.ten_crop(_resized(photo), [227, 227]))
+    square = v2.functional.center_crop(_resized(photo), [256, 256])  # the paper's 256×256 image
+    expected = torch.stack(v2.functional.ten_crop(square, [227, 227]))
     torch.testing.assert_close(crops.as_subclass(torch.Tensor), expected.as_subclass(torch.Tensor))
     # Crops 6..10 come from the flipped image, so its top-left corner is the mirror of the
     # original's top-right, and so on.
@@ -222,10 +224,22 @@ def test_ten_crops_are_torchvisions_and_the_last_five_are_mirrors(photo):
     assert torch.equal(crops[9], flip(crops[4]))
 
 
+def test_crops_never_leave_the_central_square_of_a_wide_image():
+    # 256×512: the central 256×256 square is columns 128–383; outside it every pixel is black.
+    wide = torch.zeros(3, 256, 512, dtype=torch.uint8)
+    wide[:, :, 128:384] = 255
+    corners_and_centre = paper_eval_transform(ten_crop=True, **NO_NORM)(wide)
+    assert corners_and_centre.min() == 1.0  # all ten crops lie inside the white square
+    torch.manual_seed(0)
+    for _ in range(20):
+        assert paper_train_transform(**NO_NORM)(wide).min() == 1.0
+
+
 def test_transform_sizes_follow_the_paper_ratio(photo):
     assert paper_eval_transform(67, **NO_NORM)(photo).shape == (3, 67, 67)
     small = paper_eval_transform(67, **NO_NORM)(photo)  # 67·256/227 = 75.6 → shorter side 76
-    expected = v2.functional.center_crop(_resized(photo, 76), [67, 67])
+    square = v2.functional.center_crop(_resized(photo, 76), [76, 76])  # the paper's square
+    expected = v2.functional.center_crop(square, [67, 67])
     torch.testing.assert_close(small.as_subclass(torch.Tensor), expected.as_subclass(torch.Tensor))
     with pytest.raises(ValueError, match="must be at least image_size"):
         paper_train_transform(227, resize=200)
