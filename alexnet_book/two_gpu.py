@@ -69,9 +69,10 @@ class TwoColumnAlexNet(nn.Module):
 
     ``devices`` defaults to two GPUs when there are two, else to the CPU twice (the same
     arithmetic, without the parallelism). The columns copy each other's maps before conv3, fc6
-    and fc7, and fc8 runs on the first device, as in Figure 2. After each forward pass,
-    ``exchanges`` lists where the columns communicated and how many values per image crossed
-    between the devices there: ``[("conv3", ...), ("fc6", ...), ("fc7", ...)]``.
+    and fc7, and fc8 runs on the first device, which gathers the second column's half of fc7,
+    as in Figure 2. After each forward pass, ``exchanges`` lists where the columns communicated
+    and how many values per image crossed between the devices there:
+    ``[("conv3", ...), ("fc6", ...), ("fc7", ...), ("fc8", ...)]``.
     """
 
     def __init__(self, model: AlexNet, devices: tuple[str, str] | None = None):
@@ -109,4 +110,9 @@ class TwoColumnAlexNet(nn.Module):
         # Column 0's flattened (C, H, W) maps, then column 1's: the single network's order.
         halves = self._each("fc6", self._exchange([h.flatten(1) for h in halves], "fc6"))
         halves = self._each("fc7", self._exchange(halves, "fc7"))
-        return self.fc8(torch.cat([h.to(self.devices[0]) for h in halves], dim=1))
+        return self.fc8(self._gather(halves, "fc8"))
+
+    def _gather(self, halves: list[torch.Tensor], before: str) -> torch.Tensor:
+        """Both halves on the first device: only the second column's half crosses."""
+        self.exchanges.append((before, halves[1][0].numel()))
+        return torch.cat([h.to(self.devices[0]) for h in halves], dim=1)

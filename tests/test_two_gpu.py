@@ -68,5 +68,7 @@ def test_exchanges_are_counted_where_the_paper_says_the_gpus_communicate():
     assert columns.exchanges == []
     with torch.no_grad():
         columns(torch.randn(3, 3, 67, 67))
-    # At 67: pool2 is 32 maps of 3×3, pool5 32 maps of 1×1, fc6 512 units; per image.
-    assert columns.exchanges == [("conv3", 32 * 3 * 3), ("fc6", 32), ("fc7", 512)]
+    # At 67: pool2 is 32 maps of 3×3, pool5 32 maps of 1×1, fc6 and fc7 512 units; per image.
+    # fc8 runs on the first device, so only the second column's half of fc7 crosses.
+    assert columns.exchanges == [("conv3", 32 * 3 * 3), ("fc6", 32), ("fc7", 512),
+                                 ("fc8", 512 // 2)]
