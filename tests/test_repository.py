@@ -139,3 +139,17 @@ def test_the_ideas_part_lists_one_chapter_per_idea_each_graded_with_an_ablation(
         questions = [c for c in chapter.cells if c.cell_type == "raw"
                      and c.source.startswith("# BEGIN QUESTION")]
         assert len(questions) >= 3, f"{idea}: at least three graded exercises"
+
+
+# $$…$$ blocks, \begin{…}…\end{…} environments and $…$ inline maths in a markdown cell.
+_MATH = re.compile(r"\$\$.*?\$\$|\\begin\{(\w+\*?)\}.*?\\end\{\1\}|\$[^$\n]+\$", flags=re.S)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_glued_number_inside_maths(path):
+    # MathJax shows a {glue:text} role inside maths as its source, not as the number.
+    for index, cell in enumerate(_cells(path)):
+        if cell["cell_type"] == "markdown":
+            for math in _MATH.finditer(_source(cell)):
+                assert "{glue" not in math.group(0), \
+                    f"{path.name} cell {index}: a glue role inside maths; move it into the prose"
