@@ -342,8 +342,9 @@ def _final_map_size(spec: VariantSpec, input_size: int, pooling: str, variant: s
 def _wrong_size_message(model: AlexNet, height: int, width: int) -> str:
     size = model.input_size
     message = (f"AlexNet(variant={model.variant!r}) was built for {size}×{size} inputs, got "
-               f"{height}×{width}. fc6's width depends on the input size, so the size is fixed "
-               f"when the network is built: feed {size}×{size} crops, or build "
+               f"{height}×{width}. fc6's width depends on pool5's size, so the model checks for "
+               f"the size it was built for (to catch a wrong crop early): feed {size}×{size} "
+               f"crops, or build "
                f"AlexNet({model.variant!r}, input_size={height}).")
     if (height, width) == (224, 224) and model.variant == "paper":
         message += (" The paper's text says 224, but (224 − 11)/4 + 1 = 54.25 does not fit "
