@@ -75,8 +75,9 @@ class TrainConfig:
     The update is PyTorch's SGD: ``weight_decay`` adds wd·w to the gradient g, then
     v ← μ·v + g and w ← w − ε·v. The paper writes v ← 0.9·v − 0.0005·ε·w − ε·∂L/∂w and
     w ← w + v, with the learning rate ε inside the velocity. The two give the same weights while
-    ε is constant (PyTorch's v is the paper's −v/ε) and differ only at the step where ε changes:
-    there PyTorch's old velocity is scaled by the new ε, the paper's keeps the old one.
+    ε is constant (PyTorch's v is the paper's −v/ε). From a change of ε on they differ: PyTorch
+    scales the velocity left from earlier steps by the new ε, the paper's keeps the old ε in it,
+    a difference that shrinks by 0.9 a step but stays in the weights.
     """
 
     epochs: int = 90  # "roughly 90 cycles through the training set"
@@ -385,6 +386,12 @@ def _sum_over_processes(values: torch.Tensor, process: _Process) -> torch.Tensor
 # Random states, in forms that torch.load(weights_only=True) accepts
 
 
+def _mixed_seed(*numbers: int) -> int:
+    """One seed for the tuple ``numbers``: (seed, rank) and (seed + 1, rank − 1) get unrelated
+    streams, as seed + rank would not."""
+    return int(np.random.SeedSequence(list(numbers)).generate_state(1, np.uint32)[0])
+
+
 def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # seeds CUDA and MPS too
     np.random.seed(seed)
@@ -561,7 +568,7 @@ def _restore_rng(checkpoint: dict[str, Any], process: _Process, config: TrainCon
     warnings.warn(f"the checkpoint was written by {len(states)} process(es) and this run has "
                   f"{process.world_size}: the random streams are reseeded, so the run continues "
                   "but will not match an uninterrupted one exactly", stacklevel=3)
-    _seed_everything(config.seed + process.rank + 1_000_003 * checkpoint["epoch"])
+    _seed_everything(_mixed_seed(config.seed, process.rank, checkpoint["epoch"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,13 +607,7 @@ def _stop_if_diverged(loss: torch.Tensor, *, epoch: int, step: int, steps: int, 
     bad = (~torch.isfinite(loss.detach())).to(torch.float32).reshape(1)
     if not _sum_over_processes(bad, process).item():  # every process stops at the same step
         return
-    target = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
-    if target is None:
-        kept = "no checkpoint_dir was set"
-    elif target.is_file():
-        kept = f"{target} keeps the last good epoch"
-    else:
-        kept = f"no epoch has finished, so there is no {target}"
+    kept = _what_was_kept(config)
     value = loss.item()
     became = (f"became {value}" if not math.isfinite(value)
               else "became NaN or infinite in another process")
@@ -616,6 +617,30 @@ def _stop_if_diverged(loss: torch.Tensor, *, epoch: int, step: int, steps: int, 
         "(the paper's 0.01 can diverge on small or unnormalised data) or add warm-up epochs"
         + (", or train in bf16 or fp32 instead of fp16" if amp == "fp16" else ""),
         epoch=epoch, step=step, loss=value)
+
+
+def _what_was_kept(config: TrainConfig) -> str:
+    target = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
+    if target is None:
+        return "no checkpoint_dir was set"
+    if target.is_file():
+        return f"{target} keeps the last good epoch"
+    return f"no epoch has finished, so there is no {target}"
+
+
+def _stop_if_weights_broke(model: nn.Module, val_loss: float, *, epoch: int, steps: int,
+                           config: TrainConfig) -> None:
+    """Raise ``TrainingDiverged`` before an epoch whose last updates broke the weights (NaN,
+    infinite, or too large for a finite validation loss) is scheduled or saved: the loss of
+    the step that broke them was still finite."""
+    finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
+    if finite.item() and math.isfinite(val_loss):
+        return
+    raise TrainingDiverged(
+        f"epoch {epoch}'s last updates broke the network: its weights or its validation loss "
+        f"({val_loss}) are NaN or infinite; training stopped without saving epoch {epoch}, and "
+        f"{_what_was_kept(config)}. Lower the learning rate or add warm-up epochs",
+        epoch=epoch, step=steps, loss=val_loss)
 
 
 def _train_one_epoch(model, loader, state: _State, criterion, *, epoch: int, config: TrainConfig,
@@ -745,7 +770,7 @@ def _run(model, train_set, val_set, config: TrainConfig, process: _Process, chec
     amp = resolve_amp(config.amp, process.device)
     batch = _per_process_batch(config, process)
     if checkpoint is None:
-        _seed_everything(config.seed + process.rank)
+        _seed_everything(_mixed_seed(config.seed, process.rank))
     wrapped = _prepare_model(model, config, process)
     # A loader starts no workers until it is iterated: this one only counts the steps.
     steps_per_epoch = len(_loader(train_set, batch, train=True, epoch=0, config=config,
@@ -781,6 +806,7 @@ def _run(model, train_set, val_set, config: TrainConfig, process: _Process, chec
                              process=process)
         val_loss, val_top1, val_top5 = _evaluate(wrapped, val_loader, amp=amp, process=process,
                                                  channels_last=config.channels_last)
+        _stop_if_weights_broke(model, val_loss, epoch=epoch, steps=len(loader), config=config)
         if epoch > config.warmup_epochs:
             state.scheduler.step(1.0 - val_top1)  # the paper watches the validation error
         state.history.append(EpochStats(

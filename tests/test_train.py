@@ -328,6 +328,23 @@ def test_a_diverging_loss_stops_at_once_and_keeps_the_good_checkpoint(tmp_path):
     assert load_checkpoint(last)["epoch"] == 1
 
 
+def test_weights_broken_by_an_epochs_last_step_are_not_saved(tmp_path):
+    # One step per epoch: its loss is finite, so the step-by-step check cannot see that the
+    # update itself overflowed the weights; the epoch's end must, before writing a checkpoint.
+    config = quick(epochs=2, batch_size=16, lr=1e38, checkpoint_dir=tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1's last updates broke the network.* "
+                                               r"no epoch has finished"):
+        train(small_net(), separable(16, 1), separable(16, 2), config)
+    assert os.listdir(tmp_path) == []
+
+
+def test_seeds_and_ranks_get_unrelated_random_streams():
+    from alexnet_book.train import _mixed_seed
+
+    seeds = [_mixed_seed(seed, rank) for seed in range(4) for rank in range(4)]
+    assert len(set(seeds)) == len(seeds)  # seed + rank would give 7 values for 16 pairs
+
+
 def test_a_run_that_diverges_before_any_checkpoint_says_there_is_none(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"at epoch 1, step \d+ of 4 .*no epoch has "
                                                r"finished, so there is no .*last\.pt"):
