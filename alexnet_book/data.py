@@ -741,6 +741,12 @@ def _default_workers(device: torch.device, distributed: bool) -> int:
     return min(8, cores)
 
 
+def _sampler_seed(seed: int) -> int:
+    """The sampler shuffles with seed + epoch: mixing the seed first keeps seed s at epoch e + 1
+    from repeating the order of seed s + 1 at epoch e."""
+    return int(np.random.SeedSequence([seed]).generate_state(1, np.uint32)[0])
+
+
 def _loader_seed(seed: int, epoch: int, rank: int) -> int:
     """One seed for the workers' random augmentations, different for every (seed, epoch, rank)."""
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, np.uint64)[0])
@@ -776,7 +782,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool,
     device = torch.device(device)
     replicas, rank = _replicas(distributed)
     sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=bool(train),
-                                 seed=seed)
+                                 seed=_sampler_seed(seed))
     sampler.set_epoch(epoch)
     share = len(sampler)
     drop = bool(train) if drop_last is None else drop_last

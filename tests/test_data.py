@@ -372,6 +372,17 @@ def test_order_depends_on_seed_and_epoch_only():
     assert sum(_order(make_loader(NUMBERS, 4, train=False)), []) == list(range(41))
 
 
+def test_seeds_do_not_share_epoch_orders():
+    # DistributedSampler shuffles with seed + epoch; seeds 0-2 over 8 epochs must not repeat
+    # each other's orders shifted by an epoch (seed 0, epoch 1 against seed 1, epoch 0).
+    def order(seed, epoch):
+        return tuple(sum(_order(make_loader(NUMBERS, 4, train=True, drop_last=False, seed=seed,
+                                            epoch=epoch)), []))
+
+    orders = [order(seed, epoch) for seed in range(3) for epoch in range(8)]
+    assert len(set(orders)) == len(orders)
+
+
 class _Noise(Dataset):
     """Each item is a random number, like an augmentation drawn in a worker."""
 
