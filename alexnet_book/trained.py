@@ -92,6 +92,11 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "alexnet_book"
 
 
+# Part of every cache key: raise it when a change to the package alters what a run computes
+# (2: the data order and the random streams are seeded per seed and rank, not seed + epoch).
+RUN_NUMBERS_VERSION = 2
+
+
 def cache_key(*what) -> str:
     """A short hash of ``what`` and of everything else that decides a run's numbers.
 
@@ -100,7 +105,8 @@ def cache_key(*what) -> str:
     last bits and, over many steps, the run.
     """
     torch_version = ".".join(torch.__version__.split("+")[0].split(".")[:2])
-    text = json.dumps([*what, __version__, torch_version, torch.get_num_threads()],
+    text = json.dumps([*what, __version__, RUN_NUMBERS_VERSION, torch_version,
+                       torch.get_num_threads()],
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
