@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -33,10 +34,24 @@ from ._checks import whole_number
 from .train import TrainConfig, pick_device, resolve_amp
 
 __all__ = ["Setting", "Measurement", "measure_throughput", "prepare_step", "step_flops", "time_step",
-           "matmul_peak", "describe_device", "device_from", "synchronize", "SPEC_PEAK_TFLOPS"]
+           "matmul_peak", "describe_device", "device_from", "synchronize", "SPEC_PEAK_TFLOPS",
+           "spec_peak_tflops"]
 
-# Dense bf16 tensor-core peaks from the vendors' spec sheets (SXM parts), in TFLOP/s.
-SPEC_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "T4": 65.0}
+# Dense 16-bit tensor-core peaks from NVIDIA's spec sheets, in TFLOP/s: bf16, except the T4,
+# which has no bf16 (its fp16 figure). "H100" and "H200" are the SXM parts.
+SPEC_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4, "A100": 312.0,
+                    "L40S": 362.1, "L40": 181.0, "L4": 121.0, "T4": 65.0}
+
+
+def spec_peak_tflops(device_name: str) -> float | None:
+    """The spec-sheet peak of the GPU called ``device_name`` (as CUDA names it), or None.
+
+    Names match as whole words, the most specific first, so "NVIDIA L40S" is not an L4 and
+    "NVIDIA H100 PCIe" not the SXM part."""
+    for key in sorted(SPEC_PEAK_TFLOPS, key=len, reverse=True):
+        if re.search(rf"\b{re.escape(key)}\b", device_name):
+            return SPEC_PEAK_TFLOPS[key]
+    return None
 
 
 @dataclass(frozen=True)
@@ -235,7 +250,7 @@ def describe_device(device: torch.device) -> tuple[str, float | None]:
     TFLOP/s where known."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        spec = next((peak for key, peak in SPEC_PEAK_TFLOPS.items() if key in name), None)
+        spec = spec_peak_tflops(name)
     else:
         name, spec = f"{device.type} ({platform.processor() or platform.machine()}, "\
                      f"{torch.get_num_threads()} threads)", None

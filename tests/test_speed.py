@@ -10,7 +10,7 @@ from torch import nn
 
 from alexnet_book import AlexNet
 from alexnet_book.shapes import layer_table
-from alexnet_book.speed import Setting, step_flops, measure_throughput
+from alexnet_book.speed import Setting, measure_throughput, spec_peak_tflops, step_flops
 
 
 def tiny():
@@ -71,3 +71,18 @@ def test_a_step_trains_the_model():
 def test_bad_arguments_are_explained(arguments, error, pattern):
     with pytest.raises(error, match=pattern):
         measure_throughput(tiny, **arguments)
+
+
+@pytest.mark.parametrize("name, peak", [
+    ("NVIDIA H100 80GB HBM3", 989.4),  # the SXM part, as CUDA names it
+    ("NVIDIA H100 PCIe", 756.0),
+    ("NVIDIA H200", 989.4),
+    ("NVIDIA A100-SXM4-80GB", 312.0),
+    ("NVIDIA L40S", 362.1),  # not an L4, though the name contains "L4"
+    ("NVIDIA L40", 181.0),
+    ("NVIDIA L4", 121.0),
+    ("Tesla T4", 65.0),
+    ("NVIDIA GeForce RTX 4090", None),  # unknown: no MFU against a spec sheet
+])
+def test_spec_peaks_match_whole_gpu_names(name, peak):
+    assert spec_peak_tflops(name) == peak
