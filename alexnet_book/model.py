@@ -105,7 +105,7 @@ def _scaled_channels(kernels, width: float, groups: int) -> list[int]:
         smallest = max(groups / 2 / count for count in kernels)
         raise ValueError(f"width={width:g} leaves conv{layer} with no kernels "
                          f"({kernels[layer - 1]} × {width:g}, in groups of {groups}, rounds to "
-                         f"0); use width ≥ {smallest:.4g}")
+                         f"0); use width > {smallest:.4g}")
     return scaled
 
 
