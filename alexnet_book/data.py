@@ -3,9 +3,10 @@
 The paper fought overfitting with two kinds of data augmentation, both computed on the fly:
 
 - **crops and flips**: every image is resized so that its shorter side is 256 pixels and cut
-  to its central 256×256 square (Section 2); training takes a random 224×224 patch of that (we take 227×227, the size conv1 tiles exactly) and its
-  horizontal reflection with probability ½; testing averages the softmax over ten patches (the
-  four corners, the centre, and their reflections). ``paper_train_transform``,
+  to its central 256×256 square (Section 2); training takes a random 224×224 patch of that
+  (we take 227×227, the size conv1 tiles exactly) and its horizontal reflection with
+  probability ½; testing averages the softmax over ten patches (the four corners, the centre,
+  and their reflections). ``paper_train_transform``,
   ``paper_eval_transform`` and ``ten_crop_predict`` build this from torchvision's transforms.
 - **PCA colour augmentation** ("fancy PCA"): add ``Σ α_i λ_i p_i`` to every RGB pixel, with
   ``λ_i``, ``p_i`` the eigenvalues and eigenvectors of the 3×3 covariance of the training set's
@@ -314,8 +315,8 @@ def paper_train_transform(image_size: int = PAPER_CROP, *, resize: int | None = 
 
     Shorter side to ``resize`` (default ``round(image_size·256/227)``, i.e. 256 for 227), the
     central ``resize`` square (Section 2), a random ``image_size`` square crop of it, a
-    horizontal flip half of the time, float in [0, 1], the
-    PCA colour shift if ``pca_lighting`` is given, then normalisation with ``mean`` and ``std``.
+    horizontal flip half of the time, float in [0, 1], the PCA colour shift if
+    ``pca_lighting`` is given, then normalisation with ``mean`` and ``std``.
     """
     image_size, resize = _sizes(image_size, resize)
     steps = [
@@ -346,8 +347,9 @@ def paper_eval_transform(image_size: int = PAPER_CROP, *, resize: int | None = N
     """The paper's test-time input: shorter side to ``resize``, then the centre crop.
 
     With ``ten_crop=True`` the result is a tensor of 10 crops, (10, C, H, W): the four corners
-    of the central ``resize`` square (the paper's 256×256 image) and its centre, then the same five taken from the horizontally flipped image (torchvision's
-    ``v2.TenCrop``). A ``DataLoader`` batches these to (N, 10, C, H, W) for ``ten_crop_predict``.
+    of the central ``resize`` square (the paper's 256×256 image) and its centre, then the same
+    five taken from the horizontally flipped image (torchvision's ``v2.TenCrop``). A
+    ``DataLoader`` batches these to (N, 10, C, H, W) for ``ten_crop_predict``.
     """
     image_size, resize = _sizes(image_size, resize)
     steps = [v2.ToImage(), v2.Resize(resize, antialias=True), v2.CenterCrop(resize)]
