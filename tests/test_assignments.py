@@ -117,8 +117,6 @@ def test_cli_reports_a_malformed_chapter_by_name_and_cell(tmp_path, capsys):
     assert "broken.ipynb" in error and "cell index" in error
 
 
-
-
 def test_ci_grades_every_chapters_solutions(monkeypatch, tmp_path):
     import inspect
     import shlex
