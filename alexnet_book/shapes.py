@@ -23,6 +23,7 @@ from ._checks import whole_number as _whole
 __all__ = [
     "conv_output_size",
     "pool_output_size",
+    "map_sides",
     "LayerRow",
     "LayerTable",
     "layer_table",
@@ -161,6 +162,32 @@ def pool_output_size(
     if (out - 1) * stride >= size + padding:  # last window would start in the right padding
         out -= 1
     return out
+
+
+def map_sides(model: nn.Module, input_size: int) -> dict[str, int]:
+    """The side of the maps after each convolution and max-pooling layer of ``model`` (in
+    order, up to the first flatten or adaptive pooling) for ``input_size``×``input_size``
+    images, rounded as the layers round (down, or up with ``ceil_mode``).
+
+    Unlike ``layer_table`` it does not stop where fc6 would get the wrong number of inputs, so
+    it shows which input sizes give which grid: for the paper's network every side from 227 to
+    258 ends in pool5 maps of 6×6. A window that does not fit raises ValueError.
+    """
+    sides, size = {}, input_size
+    for name, layer in model.named_children():
+        if isinstance(layer, (nn.Flatten, nn.AdaptiveAvgPool2d)):
+            break
+        if isinstance(layer, nn.Conv2d):
+            size = conv_output_size(size, _pair(layer.kernel_size)[0], _pair(layer.stride)[0],
+                                    _pair(layer.padding)[0], rounding="floor")
+        elif isinstance(layer, nn.MaxPool2d):
+            rounding = "ceil" if layer.ceil_mode else "floor"
+            size = pool_output_size(size, _pair(layer.kernel_size)[0], _pair(layer.stride)[0],
+                                    _pair(layer.padding)[0], rounding=rounding)
+        else:
+            continue
+        sides[name] = size
+    return sides
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_book.shapes import conv_output_size, pool_output_size
+from alexnet_book import AlexNet
+from alexnet_book.shapes import conv_output_size, map_sides, pool_output_size
 
 # A grid of small cases, enough to hit every remainder of every stride.
 CONV_CASES = [
@@ -128,3 +129,29 @@ def test_pool_padding_over_half_the_kernel_is_refused_like_pytorch():
 def test_numpy_integers_are_accepted():
     numpy = pytest.importorskip("numpy")
     assert conv_output_size(numpy.int64(227), numpy.int32(11), 4) == 55
+
+
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+@pytest.mark.parametrize("side", [67, 224, 227, 258, 259])
+def test_map_sides_are_the_layers_own(variant, side):
+    with torch.device("meta"):
+        model = AlexNet(variant)
+    sides = map_sides(model, side)
+    probe = torch.zeros(1, 3, side, side, device="meta")
+    for name, layer in model.named_children():  # PyTorch's own layers, shapes only
+        if name not in sides and isinstance(layer, (nn.Flatten, nn.AdaptiveAvgPool2d)):
+            break
+        probe = layer(probe)
+        if name in sides:
+            assert sides[name] == probe.shape[-1], (variant, side, name)
+    assert list(sides)[-1] == "pool5"
+
+
+def test_map_sides_of_the_paper_by_hand():
+    with torch.device("meta"):
+        model = AlexNet("paper")
+    # Figure 2: 227 → 55 → 27 → 13 → 6; and 258 is the largest side that still ends in 6.
+    assert list(map_sides(model, 227).values()) == [55, 27, 27, 13, 13, 13, 13, 6]
+    assert map_sides(model, 258)["pool5"] == 6 and map_sides(model, 259)["pool5"] == 7
+    with pytest.raises(ValueError):
+        map_sides(model, 10)  # conv1's 11×11 window does not fit
