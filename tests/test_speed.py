@@ -6,11 +6,14 @@ plumbing on a tiny network.
 
 import pytest
 import torch
+import torchvision
 from torch import nn
+from torch.nn import functional as F
 
 from alexnet_book import AlexNet
 from alexnet_book.shapes import layer_table
-from alexnet_book.speed import Setting, measure_throughput, spec_peak_tflops, step_flops
+from alexnet_book.speed import (Setting, SpaceToDepthConv2d, measure_throughput, spec_peak_tflops,
+                                step_flops, with_space_to_depth_stem)
 
 
 def tiny():
@@ -86,3 +89,74 @@ def test_bad_arguments_are_explained(arguments, error, pattern):
 ])
 def test_spec_peaks_match_whole_gpu_names(name, peak):
     assert spec_peak_tflops(name) == peak
+
+
+@pytest.mark.parametrize("kernel, stride, padding, height, width", [
+    (11, 4, 0, 227, 227),  # the paper's conv1
+    (11, 4, 2, 224, 224),  # torchvision's
+    (11, 4, 2, 227, 227),  # torchvision's at 227: its side is not a multiple of the stride
+    (11, 4, 0, 250, 241),  # pixels on the far side that conv1 never reads
+    (7, 2, 3, 64, 64),  # ResNet's stem
+    (3, 2, (1, 0), 33, 35),
+])
+def test_space_to_depth_computes_the_same_convolution_as_pytorch(kernel, stride, padding,
+                                                                 height, width):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, kernel, stride=stride, padding=padding, dtype=torch.double)
+    weight, bias = conv.weight, conv.bias
+    images = torch.randn(2, 3, height, width, dtype=torch.double, requires_grad=True)
+    stem = SpaceToDepthConv2d.from_conv(conv)
+
+    expected = F.conv2d(images, weight, bias, stride=stride, padding=padding)
+    got = stem(images)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected)
+    cotangent = torch.randn_like(expected)
+    grads = torch.autograd.grad(got, (images, weight, bias), cotangent)
+    expected_grads = torch.autograd.grad(expected, (images, weight, bias), cotangent)
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad)
+
+
+@pytest.mark.parametrize("make", [lambda: AlexNet("paper"),
+                                  lambda: torchvision.models.alexnet(num_classes=10)])
+def test_the_space_to_depth_stem_shares_the_networks_parameters(make):
+    torch.manual_seed(0)
+    model = make().double().eval()
+    images = torch.randn(2, 3, 227, 227, dtype=torch.double)
+    before, state = model(images), model.state_dict()
+    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+
+    assert with_space_to_depth_stem(model) is model
+    stem = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert isinstance(stem, SpaceToDepthConv2d)
+    assert stem.weight is first_conv.weight and stem.bias is first_conv.bias
+    # The same names and shapes: checkpoints and optimizers work with either.
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: v.shape for k, v in state.items()}
+    torch.testing.assert_close(model(images), before)
+    torch.testing.assert_close(model.to(memory_format=torch.channels_last)(
+        images.contiguous(memory_format=torch.channels_last)), before)
+
+
+def test_space_to_depth_trains_and_counts_the_models_own_flops():
+    model = tiny()
+    conv1_before = model.conv1.weight.detach().clone()
+    stem = measure_throughput(lambda: model, Setting("space-to-depth", space_to_depth=True),
+                              "cpu", batch_size=2, steps=1, repeats=1, warmup=0)
+    assert isinstance(model.conv1, SpaceToDepthConv2d)
+    assert not torch.equal(model.conv1.weight, conv1_before)  # its gradient reached conv1
+    plain = measure_throughput(tiny, device="cpu", batch_size=2, steps=1, repeats=1)
+    assert stem.gflop_per_step == plain.gflop_per_step  # MFU counts the model's arithmetic
+
+
+@pytest.mark.parametrize("arguments, pattern", [
+    (dict(stride=1), "stride ≥ 2"),
+    (dict(stride=4, groups=3), "groups=3"),
+    (dict(stride=4, dilation=2), r"dilation=\(2, 2\)"),
+    (dict(stride=(4, 2)), r"stride=\(4, 2\)"),
+    (dict(stride=4, padding_mode="reflect"), "reflect"),
+])
+def test_space_to_depth_refuses_what_it_cannot_compute(arguments, pattern):
+    with pytest.raises(ValueError, match=f"{pattern}.*use nn.Conv2d"):
+        SpaceToDepthConv2d(3, 6, 11, **arguments)
