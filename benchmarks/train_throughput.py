@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 import torchvision
@@ -63,16 +63,19 @@ PLAN = [
     ("ours, torchvision variant", FAST),
 ]
 BREAKDOWN_MODELS = [name for name in MODELS if name.startswith("ours, paper, ")]
+# A candidate speed feature (--breakdown): conv1's 3 channels at stride 4 as 48 channels at
+# stride 1, the shape tensor cores want (alexnet_book.speed.SpaceToDepthConv2d).
+FAST_STEM = replace(FAST, name=f"{FAST.name} + space-to-depth conv1", space_to_depth=True)
+BREAKDOWN = ([(name, FAST_STEM) for name in ("ours, paper", "ours, torchvision variant")]
+             + [(name, FAST) for name in BREAKDOWN_MODELS])
 
 
 def _without_compile(setting: Setting) -> Setting:
-    return Setting(setting.name.replace(" + compile", ""), setting.amp, setting.channels_last,
-                   None, setting.fused_sgd)
+    return replace(setting, name=setting.name.replace(" + compile", ""), compile_mode=None)
 
 
 def _with_compile_mode(setting: Setting, mode: str) -> Setting:
-    return Setting(f"{setting.name} ({mode})", setting.amp, setting.channels_last, mode,
-                   setting.fused_sgd)
+    return replace(setting, name=f"{setting.name} ({mode})", compile_mode=mode)
 
 
 def _prepare_step(model_name: str, setting: Setting, device: torch.device, batch_size: int):
@@ -87,7 +90,7 @@ def _settings_to_run(compiling: bool, modes: list[str],
     """The rows of one run, in the order they run, so that a run stopped by a time limit has
     the most telling ones: PLAN (and the breakdown) in the first compile mode, then PLAN's
     fast rows in each further mode."""
-    rows = PLAN + ([(name, FAST) for name in BREAKDOWN_MODELS] if breakdown else [])
+    rows = PLAN + (BREAKDOWN if breakdown else [])
     if not compiling:
         return [(name, _without_compile(setting)) for name, setting in rows]
     first = [(name, setting if setting.compile_mode is None
@@ -151,8 +154,9 @@ def main(argv=None) -> None:
                         help="torch.compile modes to try for the fast rows, e.g. default "
                              "max-autotune-no-cudagraphs reduce-overhead (one row each)")
     parser.add_argument("--breakdown", action="store_true",
-                        help="also time the paper variant with every speed feature and "
-                             "without LRN, without groups, and without both: what each costs")
+                        help="also time both variants with conv1 computed by space-to-depth, "
+                             "and the paper variant with every speed feature and without LRN, "
+                             "without groups, and without both: what each costs")
     parser.add_argument("--profile", metavar="PATH",
                         help="also profile a few steps of each fast row and write the "
                              "kernels that take the most time to PATH")

@@ -8,6 +8,7 @@ what their names say.
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,19 +45,28 @@ def test_first_mode_rows_run_before_the_further_modes(bench):
     assert rows[0] == bench.PLAN[0]  # the baseline, eager fp32, first
 
 
-def test_the_breakdown_adds_each_paper_model_once(bench):
+def test_the_breakdown_adds_the_stem_rows_then_each_paper_model_once(bench):
     with_breakdown = bench._settings_to_run(True, ["default"], breakdown=True)
     without = bench._settings_to_run(True, ["default"], breakdown=False)
-    added = [model for model, _ in with_breakdown[len(without):]]
-    assert added == bench.BREAKDOWN_MODELS
-    assert len(added) == 3
+    added = with_breakdown[len(without):]
+    assert [model for model, _ in added] == ["ours, paper", "ours, torchvision variant",
+                                             *bench.BREAKDOWN_MODELS]
+    assert len(bench.BREAKDOWN_MODELS) == 3
+    stem = [setting for _, setting in added[:2]]
+    assert all(s.space_to_depth and "space-to-depth" in s.name for s in stem)
+    # Otherwise the stem rows are the plan's fast rows: the difference is the stem alone.
+    fast = dict((model, setting) for model, setting in without if setting.compile_mode)
+    assert all(replace(s, name=fast[model].name, space_to_depth=False) == fast[model]
+               for (model, _), s in zip(added[:2], stem))
+    assert not any(setting.space_to_depth for _, setting in [*without, *added[2:]])
 
 
 def test_without_compiling_no_row_compiles(bench):
     rows = bench._settings_to_run(False, ["default", "max-autotune"], breakdown=True)
     assert all(setting.compile_mode is None for _, setting in rows)
     assert not any("compile" in setting.name for _, setting in rows)
-    assert len(rows) == len(bench.PLAN) + len(bench.BREAKDOWN_MODELS)
+    assert len(rows) == len(bench.PLAN) + len(bench.BREAKDOWN)
+    assert sum(setting.space_to_depth for _, setting in rows) == 2  # kept without compiling
 
 
 def _count(model, kind):
