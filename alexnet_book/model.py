@@ -190,6 +190,17 @@ class AlexNet(nn.Sequential):
             _init_kaiming(self, activation)
 
     @property
+    def build_args(self) -> dict:
+        """The arguments that build this network again: ``AlexNet(**model.build_args)`` has the
+        same layers and parameter shapes (with freshly initialised weights); checkpoints keep
+        them so that a trained network can be rebuilt from its file alone."""
+        options = dict(self.options)
+        if options["norm"] != "lrn":
+            del options["lrn_convention"]  # only meaningful, and only accepted, with LRN
+        return dict(variant=self.variant, num_classes=self.num_classes,
+                    in_channels=self.in_channels, input_size=self.input_size, **options)
+
+    @property
     def expected_input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of one input image."""
         return (self.in_channels, self.input_size, self.input_size)

@@ -227,3 +227,18 @@ def test_bad_options(options, pattern):
 def test_repr_names_the_variant(paper):
     assert "variant='paper'" in repr(paper) and "input 3×227×227" in repr(paper)
     assert "One weird trick" in repr(AlexNet("torchvision", **SMALL))
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(variant="torchvision"),
+    dict(width=1 / 8, input_size=67, in_channels=1, num_classes=10, norm="batchnorm"),
+    dict(kernels=(48, 128, 192, 192, 256), groups=1, pooling="non-overlapping",
+         activation="tanh", dropout=0, lrn_convention="caffe"),
+])
+def test_build_args_build_the_same_network_again(options):
+    model = AlexNet(**options)
+    again = AlexNet(**model.build_args)
+    assert repr(again) == repr(model)
+    again.load_state_dict(model.state_dict())  # the same names and shapes: a checkpoint fits
+    assert again.build_args == model.build_args
