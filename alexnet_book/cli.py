@@ -12,6 +12,12 @@ prints the per-layer table (shapes, parameters, neurons, multiply-adds) of the n
 trains AlexNet with the paper's recipe (see ``alexnet_book.train``) and prints the history;
 under ``torchrun --nproc_per_node=N`` it trains on N processes with DistributedDataParallel.
 
+    alexnet-book evaluate CHECKPOINT [--data digits|NAME|imagefolder:PATH] [--ten-crop] ...
+
+rebuilds the network a ``train`` run saved in CHECKPOINT and prints its top-1 and top-5 error
+on the dataset's validation set: the centre view, or with ``--ten-crop`` the paper's test (the
+softmax averaged over ten crops).
+
     alexnet-book assignments OUT_DIR [--book book] [--chapter NAME ...] [--tests-url URL]
 
 makes the otter-grader assignments of every chapter that has exercises (see
@@ -143,6 +149,61 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from .data import load_data, ten_crop_val_set
+    from .train import evaluate, load_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    if checkpoint.get("model_args") is None:
+        raise ValueError(f"{args.checkpoint} does not say how to build its network (no "
+                         "model_args: it is not an AlexNet, or train() wrote it before "
+                         "checkpoints kept them); build the model, load checkpoint['model'] "
+                         "and call alexnet_book.train.evaluate")
+    model = AlexNet(**checkpoint["model_args"])
+    model.load_state_dict(checkpoint["model"])
+    bundle = load_data(args.data, root=args.root, image_size=model.input_size,
+                       channels=model.in_channels if args.data == "digits" else None,
+                       augment=False)
+    if (bundle.num_classes, bundle.in_channels) != (model.num_classes, model.in_channels):
+        raise ValueError(f"{args.checkpoint} holds a network for {model.num_classes} classes "
+                         f"of {model.in_channels}-channel images, but {bundle.name} has "
+                         f"{bundle.num_classes} classes of {bundle.in_channels}-channel images: "
+                         "pass the --data it was trained on")
+    dataset = ten_crop_val_set(bundle) if args.ten_crop else bundle.val
+    result = evaluate(model, dataset, batch_size=args.batch_size, device=args.device,
+                      amp=args.amp, num_workers=args.workers)
+    print(f"{model.title}, {checkpoint['epoch']} epochs ({args.checkpoint}), on the "
+          f"{bundle.name} validation set: {result}")
+    return 0
+
+
+def _add_evaluate_command(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate", help="top-1 and top-5 error of a trained checkpoint, as the paper tested",
+        description="Rebuild the network that `alexnet-book train` saved in CHECKPOINT and "
+                    "report its top-1 and top-5 error on the validation set of --data: the "
+                    "centre view, or with --ten-crop the softmax averaged over the ten crops "
+                    "of the paper's Section 4.1.")
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT", type=Path,
+                          help="a last.pt written by alexnet-book train")
+    evaluate.add_argument("--data", default="digits",
+                          help="the dataset it was trained on (default digits)")
+    evaluate.add_argument("--root", default="data", help="where datasets live (default data)")
+    evaluate.add_argument("--ten-crop", action="store_true",
+                          help="the paper's test: four corners, centre and their mirror "
+                               "images, softmax averaged (photographs only)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=128,
+                          help="images per batch (ten crops each with --ten-crop)")
+    evaluate.add_argument("--device", default="auto",
+                          help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    evaluate.add_argument("--amp", nargs="?", const="auto", default="auto",
+                          choices=["auto", "bf16", "fp16", "off"],
+                          help="mixed precision (default auto: bf16 on recent GPUs, off on CPU)")
+    evaluate.add_argument("--workers", type=_whole, default=None,
+                          help="DataLoader worker processes (default: chosen for this machine)")
+    evaluate.set_defaults(run=_evaluate)
+
+
 def _whole_number(minimum: int):
     """An argparse type: a whole number of at least ``minimum``."""
     def parse(text: str) -> int:
@@ -269,6 +330,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds to wait for each address (default 15)")
     links.set_defaults(run=_check_links)
     _add_train_command(commands)
+    _add_evaluate_command(commands)
     return parser
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "paper_train_transform",
     "paper_eval_transform",
     "ten_crop_predict",
+    "ten_crop_val_set",
     "SAMPLE_PHOTOS",
     "sample_photo",
     "load_data",
@@ -514,6 +515,21 @@ def _photo_bundle(train: Dataset, val: Dataset, *, name: str, classes: Sequence[
     return DataBundle(train=_with_transform(train, training), val=_with_transform(val, evaluate),
                       num_classes=len(classes), in_channels=3, image_size=image_size,
                       classes=tuple(classes), name=name, normalize=_normalize(mean, std))
+
+
+def ten_crop_val_set(bundle: DataBundle) -> Dataset:
+    """The bundle's validation images as the paper tested them: each item is ten crops,
+    (10, C, H, W), from ``paper_eval_transform(ten_crop=True)`` with the bundle's own
+    normalisation, for ``alexnet_book.train.evaluate``. Photographs only."""
+    if bundle.name == "digits":
+        raise ValueError(
+            "ten crops need photographs: each digit is already the whole 8×8 image scaled up, "
+            "with nothing around it to crop; evaluate the digits on their one view (the "
+            "bundle's val set; without --ten-crop)")
+    normalize = bundle.normalize
+    ten_crops = paper_eval_transform(bundle.image_size, ten_crop=True, mean=normalize.mean,
+                                     std=normalize.std)
+    return _with_transform(bundle.val, ten_crops)
 
 
 def _not_found(what: str, folder: Path, name: str) -> FileNotFoundError:

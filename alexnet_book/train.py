@@ -50,6 +50,8 @@ __all__ = [
     "History",
     "TrainingDiverged",
     "train",
+    "Evaluation",
+    "evaluate",
     "pick_device",
     "resolve_amp",
     "make_optimizer",
@@ -448,7 +450,8 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 
     Keys: ``model``, ``optimizer``, ``scheduler``, ``warmup``, ``scaler`` (state dicts),
     ``epoch`` (epochs completed), ``history`` (``History.to_dict()``), ``config``
-    (``TrainConfig`` as a dict) and ``rng`` (each process's random states, by rank).
+    (``TrainConfig`` as a dict), ``rng`` (each process's random states, by rank) and
+    ``model_args`` (``AlexNet(**model_args)`` rebuilds the network; None for other models).
     """
     path = Path(path)
     if not path.is_file():
@@ -512,6 +515,8 @@ class _State:
             "history": self.history.to_dict(),
             "config": _config_as_dict(config),
             "rng": rng,
+            # AlexNet(**model_args) rebuilds the network (None for other models).
+            "model_args": getattr(self.module, "build_args", None),
         }
 
     def restore(self, checkpoint: dict[str, Any], path: Path) -> None:
@@ -705,6 +710,63 @@ def _evaluate(model, loader, *, amp: str, process: _Process,
     return loss_sum / count, top1 / count, (top5 / count if num_classes >= 5 else None)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """How a trained network does on a dataset, in the paper's terms."""
+
+    top1_error: float
+    top5_error: float | None  # None with fewer than five classes
+    loss: float  # mean cross-entropy of the prediction (the crops' averaged softmax)
+    images: int
+    crops: int  # views per image: 1, or 10 for the paper's ten-crop test
+
+    def __str__(self) -> str:
+        top5 = "" if self.top5_error is None else f", top-5 error {100 * self.top5_error:.2f}%"
+        views = "one view each" if self.crops == 1 else f"{self.crops} crops each, softmax averaged"
+        return (f"top-1 error {100 * self.top1_error:.2f}%{top5}, loss {self.loss:.4f}, on "
+                f"{self.images:,} images ({views})")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int = 128,
+             device: str | torch.device = "auto", amp: str = "auto",
+             num_workers: int | None = None) -> Evaluation:
+    """Top-1 and top-5 error of ``model`` on ``dataset``, as the paper reports them.
+
+    Items are (image, label) with images (C, H, W), or (10, C, H, W) from
+    ``alexnet_book.data.ten_crop_val_set``: then the prediction is the softmax averaged over
+    the ten crops (Section 4.1). The model is moved to ``device`` and put in ``eval()`` mode.
+    """
+    batch_size = whole_number("batch_size", batch_size, minimum=1)
+    _check_dataset("dataset", dataset)
+    from .data import make_loader  # imported here: data.py pulls in torchvision's datasets
+
+    device = pick_device() if device == "auto" else torch.device(device)
+    amp = resolve_amp(amp, device)
+    model.to(device).eval()
+    loader = make_loader(dataset, batch_size, train=False, device=device,
+                         num_workers=num_workers)
+    loss_sum, top1, top5, images, crops, classes = 0.0, 0, 0, 0, 1, 0
+    for batch, labels in loader:
+        crops = batch.shape[1] if batch.dim() == 5 else 1
+        if crops > 1:
+            batch = batch.flatten(0, 1)  # (N·10, C, H, W): every crop in one batch
+        batch, labels = batch.to(device), labels.to(device)
+        with _autocast(device, amp):
+            logits = model(batch)
+        classes = logits.shape[-1]
+        # log of the crops' mean softmax: logsumexp of their log-softmax, less log(crops)
+        log_p = logits.float().log_softmax(-1).view(len(labels), crops, classes)
+        log_p = log_p.logsumexp(dim=1) - math.log(crops)
+        loss_sum += nn.functional.nll_loss(log_p, labels, reduction="sum").item()
+        top1 += int(top_k_hits(log_p, labels, 1).sum())
+        top5 += int(top_k_hits(log_p, labels, min(5, classes)).sum())
+        images += len(labels)
+    return Evaluation(top1_error=1 - top1 / images,
+                      top5_error=1 - top5 / images if classes >= 5 else None,
+                      loss=loss_sum / images, images=images, crops=crops)
+
+
 def _progress(loader, *, epoch: int, config: TrainConfig, process: _Process):
     if not (config.progress and process.is_main):
         return loader
@@ -731,13 +793,17 @@ def _prepare_model(model: nn.Module, config: TrainConfig, process: _Process) -> 
     return wrapped
 
 
+def _check_dataset(name: str, dataset) -> None:
+    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise TypeError(f"{name} must be a map-style Dataset (with __len__ and __getitem__), "
+                        f"got {type(dataset).__name__}")
+    if len(dataset) == 0:
+        raise ValueError(f"{name} is empty: it needs at least one (image, label) pair")
+
+
 def _check_datasets(train_set, val_set) -> None:
-    for name, dataset in [("train_set", train_set), ("val_set", val_set)]:
-        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
-            raise TypeError(f"{name} must be a map-style Dataset (with __len__ and __getitem__), "
-                            f"got {type(dataset).__name__}")
-        if len(dataset) == 0:
-            raise ValueError(f"{name} is empty: it needs at least one (image, label) pair")
+    _check_dataset("train_set", train_set)
+    _check_dataset("val_set", val_set)
 
 
 def train(model: nn.Module, train_set: Dataset, val_set: Dataset,

@@ -29,6 +29,7 @@ from alexnet_book.data import (
     paper_eval_transform,
     paper_train_transform,
     ten_crop_predict,
+    ten_crop_val_set,
 )
 
 NO_NORM = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # see the [0, 1] values themselves
@@ -629,3 +630,27 @@ def test_bundles_expose_the_normalisation_the_model_expects():
     image, _ = digits.val[0]
     raw = digits.val.dataset.images[digits.val.indices[0]]
     torch.testing.assert_close(digits.normalize(raw), image)
+
+
+def test_ten_crop_val_set_gives_the_papers_ten_views(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        for i in range(5):  # enough for the 80/20 split to keep both classes in each part
+            path = tmp_path / name / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (48, 60, 3), dtype=np.uint8)).save(path)
+    bundle = load_data(f"imagefolder:{tmp_path}", image_size=32, augment=False)
+    ten = ten_crop_val_set(bundle)
+    assert len(ten) == len(bundle.val)
+    crops, label = ten[0]
+    single, same_label = bundle.val[0]
+    assert crops.shape == (10, 3, 32, 32) and label == same_label
+    # torchvision's order: four corners and the centre, then the same of the mirror image.
+    torch.testing.assert_close(crops[4], single)  # the centre crop is the one-view input
+    torch.testing.assert_close(crops[9], single.flip(-1))
+    assert not torch.equal(crops[0], crops[4])  # the corners are other views
+
+
+def test_ten_crops_of_the_digits_are_refused():
+    with pytest.raises(ValueError, match="ten crops need photographs"):
+        ten_crop_val_set(load_data("digits"))

@@ -14,6 +14,9 @@ from dataclasses import fields, replace
 
 import pytest
 import torch
+from PIL import Image
+from scipy.special import softmax
+from sklearn.metrics import log_loss, top_k_accuracy_score
 from torch.utils.data import Dataset, TensorDataset
 
 from alexnet_book import AlexNet
@@ -24,6 +27,7 @@ from alexnet_book.train import (
     History,
     TrainConfig,
     TrainingDiverged,
+    evaluate,
     load_checkpoint,
     make_optimizer,
     make_scheduler,
@@ -445,6 +449,39 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
         assert (one.val_top1, one.lr) == (two.val_top1, two.lr)
 
 
+# --- evaluation ------------------------------------------------------------------------------
+
+
+def _scores_as_images(scores: torch.Tensor) -> torch.Tensor:
+    """Scores (..., classes) as 1×1 'images' with a channel per class, for nn.Flatten."""
+    return scores.reshape(*scores.shape, 1, 1)
+
+
+@pytest.mark.parametrize("crops", [1, 10])
+def test_evaluate_agrees_with_scikit_learn(crops):
+    generator = torch.Generator().manual_seed(0)
+    scores = 3 * torch.randn(23, crops, 7, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, 7, (23,), generator=generator)
+    images = _scores_as_images(scores if crops > 1 else scores[:, 0])
+    result = evaluate(torch.nn.Flatten(), TensorDataset(images, labels), batch_size=5,
+                      device="cpu", num_workers=0)
+    # The paper's prediction: the softmax averaged over the crops.
+    probabilities = softmax(scores.numpy(), axis=-1).mean(axis=1)
+    assert (result.images, result.crops) == (23, crops)
+    for k, error in [(1, result.top1_error), (5, result.top5_error)]:
+        expected = 1 - top_k_accuracy_score(labels, probabilities, k=k, labels=range(7))
+        assert error == pytest.approx(expected)
+    assert result.loss == pytest.approx(log_loss(labels, probabilities, labels=range(7)))
+
+
+def test_evaluate_has_no_top5_below_five_classes_and_refuses_an_empty_set():
+    data = TensorDataset(_scores_as_images(torch.randn(4, 3)), torch.tensor([0, 1, 2, 0]))
+    assert evaluate(torch.nn.Flatten(), data, device="cpu").top5_error is None
+    with pytest.raises(ValueError, match="dataset is empty"):
+        evaluate(torch.nn.Flatten(), TensorDataset(torch.zeros(0, 3, 1, 1),
+                                                   torch.zeros(0, dtype=torch.long)))
+
+
 # --- the command line ------------------------------------------------------------------------
 
 
@@ -457,6 +494,63 @@ def test_cli_trains_the_default_dataset_and_writes_a_checkpoint(tmp_path, capsys
     checkpoint = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert checkpoint["epoch"] == 1 and checkpoint["config"]["batch_size"] == 64
     assert "val top-1" in out and str(tmp_path / CHECKPOINT_NAME) in out
+
+    # evaluate rebuilds the network from the file alone and agrees with the run's validation.
+    assert main(["evaluate", str(tmp_path / CHECKPOINT_NAME), "--device", "cpu",
+                 "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    last = checkpoint["history"]["rows"][-1]
+    assert f"top-1 error {100 * (1 - last['val_top1']):.2f}%" in out
+    assert f"top-5 error {100 * (1 - last['val_top5']):.2f}%" in out
+    assert "on 360 images (one view each)" in out  # a fifth of the 1,797 digits
+
+
+def _two_class_folder(root):
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (70, 70), (80 * i, 9, 9)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_cli_evaluates_photographs_with_the_papers_ten_crops(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = AlexNet(width=1 / 8, input_size=67, num_classes=2)
+    torch.save({"model": model.state_dict(), "model_args": model.build_args, "epoch": 3},
+               tmp_path / CHECKPOINT_NAME)
+    folder = _two_class_folder(tmp_path / "photos")
+    assert main(["evaluate", str(tmp_path / CHECKPOINT_NAME), "--data", f"imagefolder:{folder}",
+                 "--ten-crop", "--device", "cpu", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "3 epochs" in out and "imagefolder:" in out
+    assert "on 2 images (10 crops each, softmax averaged)" in out  # the 80/20 split's fifth
+
+
+@pytest.mark.parametrize("case, words", [
+    ("ten crops of digits", "ten crops need photographs"),
+    ("another dataset", "pass the --data it was trained on"),
+    ("no model_args", "does not say how to build its network"),
+    ("no file", "no checkpoint at"),
+])
+def test_cli_evaluate_bad_input_exits_2_with_one_line(tmp_path, capsys, case, words):
+    torch.manual_seed(0)
+    model = AlexNet(width=1 / 8, input_size=67, in_channels=1, num_classes=10)
+    checkpoint = {"model": model.state_dict(), "model_args": model.build_args, "epoch": 0}
+    if case == "no model_args":
+        del checkpoint["model_args"]
+    path = tmp_path / CHECKPOINT_NAME
+    torch.save(checkpoint, path)
+    extra = {"ten crops of digits": ["--ten-crop"],
+             "another dataset": ["--data", f"imagefolder:{_two_class_folder(tmp_path / 'f')}"],
+             }.get(case, [])
+    if case == "no file":
+        path = tmp_path / "missing.pt"
+    code = main(["evaluate", str(path), "--device", "cpu", "--workers", "0", *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("alexnet-book evaluate: error: "), err
+    assert words in lines[0]
 
 
 def test_cli_resumes_from_its_checkpoint(tmp_path, capsys):
