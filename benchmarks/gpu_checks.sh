@@ -32,6 +32,7 @@ echo "== a training run with every speed feature"
 timeout 60 python3 -m alexnet_book.cli train --data digits --width 0.125 --epochs 3 \
   --batch-size 128 --init kaiming --amp --channels-last --compile --no-progress \
   --checkpoint-dir "$out/run" 2>&1 | tee "$out/train.log"
+timeout 30 python3 -m alexnet_book.cli evaluate "$out/run/last.pt" 2>&1 | tee -a "$out/train.log"
 rm -rf "$out/run"
 
 echo "== the same under torchrun (NCCL), one process"
