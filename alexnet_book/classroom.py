@@ -12,7 +12,7 @@ The master's markers are raw cells, which the book does not show (myst-nb skips 
 have no ``format``), one per cell::
 
     # ASSIGNMENT CONFIG          (YAML: name, tests: {ok_format: false, files: true}, ...)
-    # BEGIN QUESTION             (YAML: name, points; manual: true for hand-graded ones)
+    # BEGIN QUESTION             (YAML: name, points, all_or_nothing: true; or manual: true)
       ...the prompt (markdown)...
     # BEGIN SOLUTION
       ...code cells whose answer lines end in "# SOLUTION" or sit between
@@ -287,7 +287,12 @@ def _open_question(walk: _MasterWalk, index: int, config) -> _OpenQuestion:
         if config.get(key) is None:
             walk.fail(index, f"the question has no '{key}': add a line '{key}: ...' to this "
                              "# BEGIN QUESTION cell")
-    return _OpenQuestion(str(config["name"]), index, bool(config.get("manual", False)))
+    manual = bool(config.get("manual", False))
+    if not manual and config.get("all_or_nothing") is not True:
+        walk.fail(index, "add 'all_or_nothing: true' to this # BEGIN QUESTION cell: otherwise "
+                         "otter splits the points over the tests, and an answer that passes only "
+                         "the public format check earns part of them")
+    return _OpenQuestion(str(config["name"]), index, manual)
 
 
 def _check_question_has_tests(walk: _MasterWalk, question: _OpenQuestion) -> None:
@@ -356,7 +361,9 @@ def validate_master(path: str | Path) -> None:
     BEGIN/END QUESTION, SOLUTION, TESTS or PROMPT that do not pair up, solution markers outside
     a question or outside a solution block, solution cells without markers, a question without
     name, points or (unless ``manual: true``) tests, test cells that are not one function and
-    one call, and a missing config or one without ``tests: {ok_format: false}``. For the book
+    one call, an auto-graded question without ``all_or_nothing: true`` (a wrong answer would
+    earn the points of the public tests it passes), and a missing config or one without
+    ``tests: {ok_format: false}``. For the book
     it also wants solution cells tagged ``hide-input`` (folded), test cells and ``otter``-fenced
     markdown markers tagged ``remove-cell``; raw marker cells are never shown.
     """

@@ -129,6 +129,7 @@ def _fence(index, tags):
     return edit
 
 
+BEGIN, ALL = "# BEGIN QUESTION", "all_or_nothing: true"
 # Fixture cells: 0 config, 3 BEGIN QUESTION q1, 5 BEGIN SOLUTION, 6 answer, 7 END SOLUTION,
 # 8 BEGIN TESTS, 9-10 tests, 11 END TESTS, 12 END QUESTION, 13 BEGIN QUESTION q2, ..., 32 END
 # QUESTION q3.
@@ -139,8 +140,9 @@ MALFORMED = {
     "end without begin": (_delete(8), 10, "# END TESTS without a matching # BEGIN TESTS"),
     "question inside a question": (_delete(12), 12, "inside question 'q1'"),
     "question without tests": (_delete(8, 9, 10, 11), 3, "question 'q1' has no tests"),
-    "question without name": (_set_source(3, "# BEGIN QUESTION\npoints: 1"), 3, "no 'name'"),
-    "question without points": (_set_source(3, "# BEGIN QUESTION\nname: q1"), 3, "no 'points'"),
+    "question without name": (_set_source(3, f"{BEGIN}\npoints: 1\n{ALL}"), 3, "no 'name'"),
+    "question without points": (_set_source(3, f"{BEGIN}\nname: q1\n{ALL}"), 3, "no 'points'"),
+    "points split over the tests": (_set_source(3, f"{BEGIN}\nname: q1\npoints: 1"), 3, ALL),
     "marker outside a solution block": (_delete(5, 7), 5, "solution marker outside"),
     "solution cell without markers": (_set_source(6, "conv1_side = 55"), 6, "no '# SOLUTION'"),
     "lower-case marker": (_set_source(6, "conv1_side = 55  # solution"), 6, "upper-case"),
@@ -268,6 +270,19 @@ def test_otter_run_gives_full_marks_to_the_solutions(made, tmp_path):
 
 def test_otter_run_gives_zero_to_the_untouched_student_version(made, tmp_path):
     assert _scores(made, made.student_notebook, tmp_path) == {"q1": 0, "q2": 0, "q3": 0}
+
+
+def test_a_wrong_answer_that_passes_the_public_checks_scores_zero(made, tmp_path):
+    # Without all_or_nothing, otter splits a question's points over its public and hidden
+    # tests, and these answers of the right form but the wrong value would earn half.
+    nb = nbformat.read(str(made.autograder_zip.parent / FIXTURE.name), as_version=4)
+    for cell in nb.cells:
+        cell.source = (cell.source.replace("conv1_side = (size - kernel) // stride + 1",
+                                           "conv1_side = 54")
+                       .replace('q3_answer = "b"', 'q3_answer = "a"'))
+    submission = tmp_path / "submission.ipynb"
+    nbformat.write(nb, str(submission))
+    assert _scores(made, submission, tmp_path / "out") == {"q1": 0.0, "q2": 2.0, "q3": 0.0}
 
 
 def test_a_crashing_cell_costs_only_its_question(made, tmp_path):
