@@ -34,7 +34,9 @@ Otter does the work (``otter assign``, ``otter run``). This module adds what it 
   solution marker or hidden test reached the student version (``find_solution_leaks``), and can
   write a Colab variant that downloads its checks (otter's own ``tests_url_prefix`` works on
   JupyterLite only);
-- ``grade_submission``: runs ``otter run`` and reads its ``results.json``.
+- ``grade_submission``: runs ``otter run`` and reads its ``results.json``;
+- ``publish_for_students``: copies what students may see (``student/``, ``colab/``) to the
+  folder that is published, never ``autograder/``.
 
 otter-grader is the optional extra ``classroom``; it is imported only inside the functions.
 """
@@ -42,14 +44,16 @@ otter-grader is the optional extra ``classroom``; it is imported only inside the
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, NamedTuple, NoReturn
+from typing import Callable, Iterable, NamedTuple, NoReturn
 
 __all__ = [
     "AssignmentResult",
@@ -60,6 +64,7 @@ __all__ = [
     "find_solution_leaks",
     "grade_submission",
     "tests_base_url",
+    "publish_for_students",
 ]
 
 # Any spelling of a solution marker in a code line: "# SOLUTION", "# BEGIN SOLUTION",
@@ -638,10 +643,12 @@ def _resolve_chapters(book_dir: Path, chapters: Iterable[str | Path] | None) -> 
         if path.suffix != ".ipynb" and str(chapter) in by_stem:
             resolved.append(by_stem[str(chapter)])
             continue
-        path = path if path.is_absolute() else book_dir / path
+        if not path.is_absolute() and not path.is_file():
+            path = book_dir / path  # relative to the book's folder, as the chapters are named
         if not path.is_file():
-            raise ValueError(f"chapter {chapter!r} is neither a notebook under {book_dir} nor "
-                             f"the name of an assignment chapter ({', '.join(sorted(by_stem))})")
+            raise ValueError(f"chapter {chapter!r} is neither a notebook (a path from here or "
+                             f"from {book_dir}) nor the name of an assignment chapter "
+                             f"({', '.join(sorted(by_stem))})")
         resolved.append(path)
     return resolved
 
@@ -681,9 +688,66 @@ def _make_one(master: Path, result_dir: Path, tests_url: str | None,
                             _autograder_zip(result_dir / "autograder"), colab)
 
 
+# --- the package the autograder installs ------------------------------------------------
+
+# Where otter's autograder (Docker and Gradescope alike) unpacks its zip.
+_AUTOGRADER_SOURCE = "/autograder/source"
+_REQUIREMENT_NAME = re.compile(r"^(\s*-\s*)alexnet[-_.]book\b.*$", re.IGNORECASE | re.MULTILINE)
+
+
+def _build_package_wheel(work_dir: Path) -> Path | None:
+    """A wheel of this package as it is here (a teacher's edits included), or None when it is
+    not run from a source checkout (then the requirement in the chapters stays as it is)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        return None
+    # Built from a copy, so that setuptools' build/ folder does not land in the checkout.
+    source = work_dir / "source"
+    shutil.copytree(root / "alexnet_book", source / "alexnet_book",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    # Offline with the setuptools at hand; else pip fetches one into an isolated build.
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    _run_command([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation,
+                  "-w", str(work_dir), str(source)],
+                 "building a wheel of alexnet-book for the autograder")
+    (wheel,) = work_dir.glob("alexnet_book-*.whl")
+    return wheel
+
+
+def _run_command(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit code {done.returncode}):\n"
+                           f"{(done.stdout + done.stderr)[-4000:]}")
+
+
+def _bundle_package(autograder_zip: Path, wheel: Path) -> None:
+    """Put ``wheel`` into the autograder zip and make its environment install that file instead
+    of the repository's newest commit, so grading runs the package the assignment was made
+    with."""
+    import zipfile
+
+    temporary = autograder_zip.with_suffix(".tmp")
+    with zipfile.ZipFile(autograder_zip) as old, \
+            zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "environment.yml":
+                data = _REQUIREMENT_NAME.sub(
+                    rf"\1alexnet-book @ file://{_AUTOGRADER_SOURCE}/{wheel.name}",
+                    data.decode()).encode()
+            new.writestr(item, data)
+        new.write(wheel, wheel.name)
+    temporary.replace(autograder_zip)
+
+
 def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str | None = None,
                      check_solutions: bool = True,
-                     chapters: Iterable[str | Path] | None = None) -> list[AssignmentResult]:
+                     chapters: Iterable[str | Path] | None = None,
+                     on_done: Callable[[AssignmentResult], None] | None = None
+                     ) -> list[AssignmentResult]:
     """Make the student and autograder versions of the assignment chapters of ``book_dir``.
 
     Each chapter (all masters found by ``find_assignment_chapters``, or ``chapters``: notebook
@@ -694,6 +758,13 @@ def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str
     version is checked for leaked solutions. With ``repo_url``, the URL of the folder where
     ``out_dir`` is published (see ``tests_base_url``), ``out_dir/<name>/colab/<name>.ipynb``
     is a student version that downloads its checks from there when run in Colab.
+    ``on_done`` is called with each chapter's result as soon as it is made. A chapter's
+    folders are made afresh: what an earlier run left in ``out_dir/<name>`` is replaced.
+
+    When a chapter's requirements name ``alexnet-book`` and this package runs from a source
+    checkout, its autograder zip carries a wheel of the package as it is here, and the grading
+    environment installs that wheel: grading runs the code the assignment was made with, not
+    whatever the repository holds on grading day.
     """
     book_dir, out_dir = Path(book_dir), Path(out_dir)
     masters = _resolve_chapters(book_dir, chapters)
@@ -704,5 +775,48 @@ def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str
             _check_tests_are_files(master)
     tests_url = tests_base_url(repo_url) if repo_url is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [_make_one(master, out_dir / master.stem, tests_url, check_solutions)
-            for master in masters]
+    results = []
+    with tempfile.TemporaryDirectory() as work_dir:
+        wheel = _build_package_wheel(Path(work_dir)) if masters else None
+        for master in masters:
+            result = _make_one(master, out_dir / master.stem, tests_url, check_solutions)
+            if wheel is not None and _installs_this_package(master):
+                _bundle_package(result.autograder_zip, wheel)
+            results.append(result)
+            if on_done is not None:
+                on_done(result)
+    return results
+
+
+def _installs_this_package(master: Path) -> bool:
+    requirements = _assignment_config(master).get("requirements") or []
+    return any(_REQUIREMENT_NAME.match(f"- {requirement}") for requirement in requirements)
+
+
+# --- publishing --------------------------------------------------------------------------
+
+# What students may see of a chapter's assignment; autograder/ holds the solutions and the
+# hidden tests.
+_PUBLIC_FOLDERS = ("student", "colab")
+
+
+def publish_for_students(out_dir: str | Path, site_dir: str | Path) -> list[Path]:
+    """Copy the ``student/`` and ``colab/`` folders of every assignment in ``out_dir`` to
+    ``site_dir/<chapter>/``, where the Colab notebooks fetch their checks from; never
+    ``autograder/``. Returns the chapter folders written under ``site_dir``."""
+    out_dir, site_dir = Path(out_dir), Path(site_dir)
+    chapters = sorted(path.parent for path in out_dir.glob("*/student"))
+    if not chapters:
+        raise ValueError(f"{out_dir} holds no assignment (no <chapter>/student folder): make "
+                         "them first with make_assignments")
+    if site_dir.resolve() == out_dir.resolve():
+        raise ValueError(f"publish to another folder than {out_dir}: it holds the autograder "
+                         "folders, with the solutions and the hidden tests")
+    written = []
+    for chapter in chapters:
+        for name in _PUBLIC_FOLDERS:
+            if (chapter / name).is_dir():
+                shutil.copytree(chapter / name, site_dir / chapter.name / name,
+                                dirs_exist_ok=True)
+        written.append(site_dir / chapter.name)
+    return written

@@ -19,9 +19,11 @@ on the dataset's validation set: the centre view, or with ``--ten-crop`` the pap
 softmax averaged over ten crops).
 
     alexnet-book assignments OUT_DIR [--book book] [--chapter NAME ...] [--tests-url URL]
+                             [--publish DIR]
 
 makes the otter-grader assignments of every chapter that has exercises (see
-``alexnet_book.classroom``): OUT_DIR/<chapter>/student, .../autograder and .../colab.
+``alexnet_book.classroom``): OUT_DIR/<chapter>/student, .../autograder and .../colab; with
+``--publish DIR`` it copies only what students may see (student/ and colab/) to DIR.
 
     alexnet-book pdf [--book .] [--output PATH] [--build-dir DIR]
 
@@ -68,23 +70,40 @@ def _pages_url(book_dir: Path) -> str | None:
 
 
 def _assignments(args: argparse.Namespace) -> int:
-    from .classroom import make_assignments  # needs the "classroom" extra (otter-grader)
+    # needs the "classroom" extra (otter-grader)
+    from .classroom import make_assignments, publish_for_students
 
     book = Path(args.book)
+    if not book.is_dir():
+        raise ValueError(f"--book {book} is not a folder: run the command from the repository's "
+                         "root, or pass --book PATH with the folder that holds the chapters")
     tests_url = args.tests_url
     if tests_url is None and (pages := _pages_url(book)):
         tests_url = f"{pages}/assignments"
-    results = make_assignments(book, args.out_dir, repo_url=tests_url, chapters=args.chapter)
+    earlier = {path.parent.name for path in Path(args.out_dir).glob("*/autograder")}
+    print(f"making assignments in {args.out_dir}: otter runs each chapter's notebook, so each "
+          "takes a few seconds to a minute", flush=True)
+
+    def report(result) -> None:  # as each chapter is made: each executes its notebook
+        again = " (replaced the earlier one)" if result.master.stem in earlier else ""
+        print(f"{result.master.stem}{again}: student {result.student_notebook}; "
+              f"autograder {result.autograder_zip}"
+              + (f"; Colab {result.colab_notebook}" if result.colab_notebook else ""),
+              flush=True)
+
+    results = make_assignments(book, args.out_dir, repo_url=tests_url, chapters=args.chapter,
+                               on_done=report)
     if not results:
         print(f"no chapter under {book} has an # ASSIGNMENT CONFIG cell", file=sys.stderr)
         return 1
-    for result in results:
-        print(f"{result.master.stem}: student {result.student_notebook}; "
-              f"autograder {result.autograder_zip}"
-              + (f"; Colab {result.colab_notebook}" if result.colab_notebook else ""))
+    if args.publish:
+        publish_for_students(args.out_dir, args.publish)
+        print(f"copied the student/ and colab/ folders to {args.publish}; autograder/ (the "
+              "solutions and hidden tests) stays in " + str(args.out_dir))
     if tests_url:
         print(f"Colab notebooks fetch their checks from {tests_url}/<chapter>/student/tests: "
-              f"publish {args.out_dir} there.")
+              "publish the student/ and colab/ folders there (--publish DIR copies just those), "
+              "never autograder/.")
     return 0
 
 
@@ -300,11 +319,16 @@ def _parser() -> argparse.ArgumentParser:
                              help="where to write <chapter>/{student,autograder,colab}")
     assignments.add_argument("--book", default="book", help="folder of the chapters (book)")
     assignments.add_argument("--chapter", action="append",
-                             help="only this chapter (its name, e.g. output_size); repeatable")
+                             help="only this chapter: its name (e.g. output_size) or its "
+                                  "notebook's path; repeatable")
     assignments.add_argument("--tests-url", default=None,
                              help="URL where OUT_DIR will be published, from which the Colab "
                                   "notebooks fetch their checks (default: the GitHub Pages site "
                                   "of the repository in _config.yml, /assignments)")
+    assignments.add_argument("--publish", type=Path, default=None, metavar="DIR",
+                             help="also copy what students may see (each chapter's student/ "
+                                  "and colab/, never autograder/) to DIR, the folder that "
+                                  "--tests-url serves")
     assignments.set_defaults(run=_assignments)
 
     pdf = commands.add_parser(

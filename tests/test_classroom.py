@@ -7,6 +7,8 @@ with otter's own tools.
 
 import functools
 import http.server
+import re
+import shlex
 import shutil
 import threading
 import zipfile
@@ -47,8 +49,10 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def made(tmp_path_factory, published):
     book = tmp_path_factory.mktemp("book")
     shutil.copy(FIXTURE, book / FIXTURE.name)
-    out_dir, url = published
+    site_dir, url = published
+    out_dir = tmp_path_factory.mktemp("assignments")  # the teacher's: never published
     (result,) = classroom.make_assignments(book, out_dir, repo_url=url)
+    classroom.publish_for_students(out_dir, site_dir)
     return result
 
 
@@ -292,6 +296,139 @@ def test_a_crashing_cell_costs_only_its_question(made, tmp_path):
     submission = tmp_path / "submission.ipynb"
     nbformat.write(nb, str(submission))
     assert _scores(made, submission, tmp_path / "out") == {"q1": 1.0, "q2": 0.0, "q3": 1.0}
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+
+def test_only_what_students_may_see_is_published(made, published):
+    site_dir, _ = published
+    files = [p for p in site_dir.rglob("*") if p.is_file()]
+    assert {p.relative_to(site_dir).parts[1] for p in files} == {"student", "colab"}
+    assert (site_dir / "tiny_master" / "student" / "tests" / "q1.py").is_file()
+    published_text = "\n".join(p.read_text(errors="replace") for p in files)
+    for secret in SOLUTION_TEXTS + HIDDEN_TESTS:
+        assert secret not in published_text
+    assert not any(p.suffix == ".zip" for p in files)
+
+
+def test_publishing_into_the_assignments_folder_itself_is_refused(made):
+    out_dir = made.student_notebook.parents[2]
+    with pytest.raises(ValueError, match="another folder"):
+        classroom.publish_for_students(out_dir, out_dir)
+    with pytest.raises(ValueError, match="no assignment"):
+        classroom.publish_for_students(made.student_notebook.parent, out_dir / "site")
+
+
+def test_the_command_publishes_with_publish(tmp_path, capsys):
+    from alexnet_book.cli import main
+
+    (tmp_path / "book").mkdir()
+    shutil.copy(FIXTURE, tmp_path / "book" / FIXTURE.name)
+    out_dir, site_dir = tmp_path / "assignments", tmp_path / "site"
+    assert main(["assignments", str(out_dir), "--book", str(tmp_path / "book"), "--tests-url",
+                 "http://127.0.0.1:9/site", "--publish", str(site_dir)]) == 0
+    assert f"copied the student/ and colab/ folders to {site_dir}" in capsys.readouterr().out
+    assert sorted(p.name for p in (site_dir / "tiny_master").iterdir()) == ["colab", "student"]
+    assert (out_dir / "tiny_master" / "autograder").is_dir()
+
+
+def test_the_command_takes_a_chapter_path_from_here_and_says_what_it_replaced(
+        tmp_path, capsys, monkeypatch):
+    from alexnet_book.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "book").mkdir()
+    shutil.copy(FIXTURE, tmp_path / "book" / FIXTURE.name)
+    command = ["assignments", "out", "--chapter", "book/tiny_master.ipynb", "--tests-url",
+               "http://127.0.0.1:9/site"]
+    assert main(command) == 0
+    first = capsys.readouterr().out
+    assert "tiny_master: student out/tiny_master/student/tiny_master.ipynb" in first
+    assert main(command) == 0
+    assert "tiny_master (replaced the earlier one): student" in capsys.readouterr().out
+
+
+def test_the_command_run_outside_the_repository_says_how_to_fix_it(tmp_path, capsys,
+                                                                   monkeypatch):
+    from alexnet_book.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["assignments", "out"]) == 2
+    assert "--book book is not a folder: run the command from the repository's root" in \
+        capsys.readouterr().err
+
+
+# --- the package the autograder installs ----------------------------------------------------
+
+
+def test_the_autograder_installs_the_package_it_was_made_with(tmp_path):
+    import alexnet_book
+
+    def require_the_package(cells):
+        cells[0].source = cells[0].source.replace(
+            "  - numpy", "  - numpy\n  - alexnet-book @ git+https://example.invalid/repo")
+
+    book = tmp_path / "book"
+    book.mkdir()
+    _edited_fixture(book, require_the_package)
+    (result,) = classroom.make_assignments(book, tmp_path / "out", check_solutions=False)
+    with zipfile.ZipFile(result.autograder_zip) as autograder:
+        environment = autograder.read("environment.yml").decode()
+        [wheel_name] = [n for n in autograder.namelist() if n.endswith(".whl")]
+        wheel_bytes = autograder.read(wheel_name)
+    assert f"- alexnet-book @ file:///autograder/source/{wheel_name}" in environment
+    assert "example.invalid" not in environment
+    (tmp_path / "wheel.whl").write_bytes(wheel_bytes)
+    with zipfile.ZipFile(tmp_path / "wheel.whl") as wheel:
+        packaged = wheel.read("alexnet_book/classroom.py").decode()
+    assert packaged == Path(alexnet_book.__file__).with_name("classroom.py").read_text()
+
+
+def test_an_autograder_without_the_package_gets_no_wheel(made):
+    with zipfile.ZipFile(made.autograder_zip) as autograder:
+        assert not any(n.endswith(".whl") for n in autograder.namelist())
+
+
+# --- the teaching page's commands -----------------------------------------------------------
+
+TEACHING_PAGE = Path(__file__).parents[1] / "book" / "appendix" / "teaching.md"
+
+
+def _page_commands(*programs):
+    blocks = re.findall(r"```bash\n(.*?)```", TEACHING_PAGE.read_text(), flags=re.S)
+    return [shlex.split(line.strip()) for block in blocks for line in block.splitlines()
+            if line.strip().split(" ")[0] in programs]
+
+
+def test_the_teaching_pages_otter_commands_are_ones_otter_accepts(tmp_path, monkeypatch):
+    from otter.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    commands = _page_commands("otter", "mkdir")
+    assert {words[1] for words in commands if words[0] == "otter"} == {"run", "grade"}
+    for words in commands:
+        if words[0] == "mkdir":  # the page's own mkdir -p, as a teacher runs it
+            (tmp_path / words[-1]).mkdir(parents=True, exist_ok=True)
+            continue
+        command = cli.commands[words[1]]
+        for word in words[2:]:  # the files and folders the command names, as a teacher has them
+            if "/" in word or word.endswith(".ipynb"):
+                path = tmp_path / word  # a "*" is a glob to the shell and a name to the test
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.mkdir(exist_ok=True) if word.endswith("/") else path.touch()
+        params = command.make_context(words[1], words[2:]).params  # unknown options fail here
+        if words[1] == "grade":
+            assert params["name"], "otter grade stops without -n (the Docker image's name)"
+
+
+def test_the_teaching_pages_own_commands_parse():
+    from alexnet_book.cli import _parser
+
+    commands = _page_commands("alexnet-book")
+    assert commands
+    for words in commands:
+        assert _parser().parse_args(words[1:]).command == "assignments"
 
 
 # --- the Colab variant ----------------------------------------------------------------------

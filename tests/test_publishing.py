@@ -85,6 +85,16 @@ def test_the_build_runs_the_readmes_command_with_warnings_as_errors_and_uploads_
     assert upload["with"]["path"] == "_build/html"
 
 
+def test_the_site_gets_the_students_assignments_but_not_the_autograders():
+    [command] = [line for line in _run_lines(_jobs()["build"])
+                 if line.startswith("alexnet-book assignments")]
+    words = shlex.split(command)
+    out_dir = Path(words[2])
+    assert Path("_build/html") not in (out_dir, *out_dir.parents), \
+        "the assignments folder holds the hidden tests: make it outside the published site"
+    assert words[words.index("--publish") + 1] == "_build/html/assignments"
+
+
 def test_the_deploy_job_publishes_the_build_with_the_pages_permissions():
     workflow, deploy = _workflow(), _jobs()["deploy"]
     assert deploy["needs"] == "build"
