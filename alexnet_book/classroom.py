@@ -669,8 +669,25 @@ def _check_tests_are_files(master: Path) -> None:
                          "under 'tests:' in its # ASSIGNMENT CONFIG (or pass repo_url=None)")
 
 
+def _is_first_question(cell) -> bool:
+    return _marker_of(cell) == ("begin", "question")
+
+
+def _fill_roles(master: Path, student_notebook: Path, bibliography: dict) -> None:
+    """Put the numbers and citations the book shows into the student notebook's prose."""
+    from .plain_text import fill_roles, glued_values
+
+    try:
+        values = glued_values(master, stop_at=_is_first_question)
+        fill_roles(student_notebook, values, bibliography)
+    except Exception as error:  # a cell that fails, a role without a value: name the chapter
+        raise RuntimeError(f"could not fill the numbers of {master} into its student version "
+                           f"({type(error).__name__}: {error}); run the chapter to see why, or "
+                           "pass plain_text=False") from error
+
+
 def _make_one(master: Path, result_dir: Path, tests_url: str | None,
-              check_solutions: bool) -> AssignmentResult:
+              check_solutions: bool, bibliography: dict | None) -> AssignmentResult:
     flags = ["--no-pdfs"] + ([] if check_solutions else ["--no-run-tests"])
     _run_otter(["assign", *flags, str(master), str(result_dir)], f"otter assign of {master}")
     student_dir = result_dir / "student"
@@ -678,6 +695,8 @@ def _make_one(master: Path, result_dir: Path, tests_url: str | None,
     if leaks:
         raise RuntimeError(f"solution code reached the student version of {master}; fix the "
                            "master's markers and run again:\n  " + "\n  ".join(leaks))
+    if bibliography is not None:
+        _fill_roles(master, student_dir / master.name, bibliography)
     colab = None
     if tests_url is not None:
         shutil.rmtree(result_dir / "colab", ignore_errors=True)
@@ -746,8 +765,8 @@ def _bundle_package(autograder_zip: Path, wheel: Path) -> None:
 def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str | None = None,
                      check_solutions: bool = True,
                      chapters: Iterable[str | Path] | None = None,
-                     on_done: Callable[[AssignmentResult], None] | None = None
-                     ) -> list[AssignmentResult]:
+                     on_done: Callable[[AssignmentResult], None] | None = None,
+                     plain_text: bool = True) -> list[AssignmentResult]:
     """Make the student and autograder versions of the assignment chapters of ``book_dir``.
 
     Each chapter (all masters found by ``find_assignment_chapters``, or ``chapters``: notebook
@@ -758,7 +777,11 @@ def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str
     version is checked for leaked solutions. With ``repo_url``, the URL of the folder where
     ``out_dir`` is published (see ``tests_base_url``), ``out_dir/<name>/colab/<name>.ipynb``
     is a student version that downloads its checks from there when run in Colab.
-    ``on_done`` is called with each chapter's result as soon as it is made. A chapter's
+    With ``plain_text``, the student (and Colab) notebooks show the numbers, citations and
+    terms that the book renders from its MyST roles instead of the roles themselves: the
+    chapter's cells before its exercises run once more to compute them (see
+    ``alexnet_book.plain_text``). ``on_done`` is called with each chapter's result as soon as
+    it is made. A chapter's
     folders are made afresh: what an earlier run left in ``out_dir/<name>`` is replaced.
 
     When a chapter's requirements name ``alexnet-book`` and this package runs from a source
@@ -776,16 +799,25 @@ def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str
     tests_url = tests_base_url(repo_url) if repo_url is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
+    bibliography = _bibliography(book_dir) if plain_text else None
     with tempfile.TemporaryDirectory() as work_dir:
         wheel = _build_package_wheel(Path(work_dir)) if masters else None
         for master in masters:
-            result = _make_one(master, out_dir / master.stem, tests_url, check_solutions)
+            result = _make_one(master, out_dir / master.stem, tests_url, check_solutions,
+                               bibliography)
             if wheel is not None and _installs_this_package(master):
                 _bundle_package(result.autograder_zip, wheel)
             results.append(result)
             if on_done is not None:
                 on_done(result)
     return results
+
+
+def _bibliography(book_dir: Path) -> dict:
+    from .plain_text import read_bibliography
+
+    bib = book_dir / "references.bib"  # the book's _config.yml: bibtex_bibfiles
+    return read_bibliography(bib) if bib.is_file() else {}
 
 
 def _installs_this_package(master: Path) -> bool:

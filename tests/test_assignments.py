@@ -39,8 +39,10 @@ def test_the_chapters_with_exercises_are_assignments():
 def assignments(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("assignments")
     # check_solutions=False: nbval and CI's `alexnet-book assignments` grade the solutions.
+    # plain_text=False: filling the numbers runs each chapter once more; CI's step does it for
+    # every chapter, and test_the_student_notebook_reads_with_numbers for one.
     results = classroom.make_assignments(BOOK, out_dir, repo_url="http://127.0.0.1:9/published",
-                                         check_solutions=False)
+                                         check_solutions=False, plain_text=False)
     return {result.master.stem: result for result in results}
 
 
@@ -128,9 +130,46 @@ def test_ci_grades_every_chapters_solutions(monkeypatch, tmp_path):
     assert ci_commands, ".ci/run must make the assignments, which grades the solutions"
     for command in ci_commands:
         assert "--chapter" not in command, f"CI must grade every chapter, not {command}"
-    # The command grades: it leaves make_assignments' check_solutions at its default, on.
-    default = inspect.signature(classroom.make_assignments).parameters["check_solutions"].default
+    # The command grades, and fills the numbers into the prose: it leaves make_assignments'
+    # check_solutions and plain_text at their defaults, on.
+    parameters = inspect.signature(classroom.make_assignments).parameters
     calls = []
     monkeypatch.setattr(classroom, "make_assignments", lambda *a, **kw: calls.append(kw) or [])
     main(ci_commands[0][1:2] + [str(tmp_path)])
-    assert default is True and calls and calls[0].get("check_solutions", default) is True
+    assert calls
+    for option in ("check_solutions", "plain_text"):
+        default = parameters[option].default
+        assert default is True and calls[0].get(option, default) is True
+
+
+# The roles the student notebooks' prose may use: alexnet_book.plain_text fills these in.
+FILLED_ROLES = {"glue:text", "cite:p", "cite:t", "term"}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_student_prose_uses_only_roles_that_are_filled_in(path):
+    import nbformat
+
+    cells = nbformat.read(str(path), as_version=4).cells
+    roles = {role for cell in cells if cell.cell_type == "markdown"
+             for role in re.findall(r"\{([a-z:-]+)\}`", cell.source)}
+    assert roles <= FILLED_ROLES, f"a student notebook would show {roles - FILLED_ROLES} raw"
+
+
+def test_the_student_notebook_reads_with_numbers(tmp_path):
+    import nbformat
+
+    (result,) = classroom.make_assignments(BOOK, tmp_path, check_solutions=False,
+                                           chapters=["output_size"],
+                                           repo_url="http://127.0.0.1:9/published")
+    for notebook in (result.student_notebook, result.colab_notebook):
+        prose = " ".join(cell.source for cell in nbformat.read(str(notebook), as_version=4).cells
+                         if cell.cell_type == "markdown")
+        assert "{glue:" not in prose and "{cite:" not in prose and "{term}" not in prose
+        prose = " ".join(prose.split())
+        # By hand: (227 - 11) / 4 + 1 = 55, 55 · 55 · 96 = 290,400; the paper's 60,965,224
+        # parameters are 61 million.
+        assert "conv1 produces 55×55 outputs per kernel" in prose
+        assert "55 × 55 × 96 = 290,400 values" in prose
+        assert "The paper's network has 61 million parameters" in prose
+        assert "(Krizhevsky et al., 2012)" in prose

@@ -359,6 +359,34 @@ def test_the_command_run_outside_the_repository_says_how_to_fix_it(tmp_path, cap
         capsys.readouterr().err
 
 
+# --- the prose students read -----------------------------------------------------------------
+
+
+def test_a_number_the_chapter_never_glued_stops_with_the_chapter_named(tmp_path):
+    def refer_to_nothing(cells):
+        cells[1].source += "\n\nconv1 is {glue:text}`never_glued` pixels wide."
+
+    book = tmp_path / "book"
+    book.mkdir()
+    _edited_fixture(book, refer_to_nothing)
+    with pytest.raises(RuntimeError, match=r"could not fill the numbers of .*tiny_master.ipynb"
+                                           r".*never_glued"):
+        classroom.make_assignments(book, tmp_path / "out", check_solutions=False)
+
+
+def test_the_student_notebook_shows_the_glued_number(tmp_path):
+    def glue_a_number(cells):
+        cells[2].source += "\nfrom myst_nb import glue\nglue('side', (size - kernel) // stride + 1)"
+        cells[1].source += "\n\nconv1 is {glue:text}`side` positions wide."
+
+    book = tmp_path / "book"
+    book.mkdir()
+    _edited_fixture(book, glue_a_number)
+    (result,) = classroom.make_assignments(book, tmp_path / "out", check_solutions=False)
+    prose = nbformat.read(str(result.student_notebook), as_version=4).cells[1].source
+    assert prose.endswith("conv1 is 55 positions wide.")  # (227 - 11) // 4 + 1, by hand
+
+
 # --- the package the autograder installs ----------------------------------------------------
 
 
