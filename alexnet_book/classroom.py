@@ -51,6 +51,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, NoReturn
@@ -746,8 +747,6 @@ def _bundle_package(autograder_zip: Path, wheel: Path) -> None:
     """Put ``wheel`` into the autograder zip and make its environment install that file instead
     of the repository's newest commit, so grading runs the package the assignment was made
     with."""
-    import zipfile
-
     temporary = autograder_zip.with_suffix(".tmp")
     with zipfile.ZipFile(autograder_zip) as old, \
             zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as new:
@@ -781,8 +780,8 @@ def make_assignments(book_dir: str | Path, out_dir: str | Path, *, repo_url: str
     terms that the book renders from its MyST roles instead of the roles themselves: the
     chapter's cells before its exercises run once more to compute them (see
     ``alexnet_book.plain_text``). ``on_done`` is called with each chapter's result as soon as
-    it is made. A chapter's
-    folders are made afresh: what an earlier run left in ``out_dir/<name>`` is replaced.
+    it is made. A chapter's folders are made afresh: what an earlier run left in
+    ``out_dir/<name>`` is replaced.
 
     When a chapter's requirements name ``alexnet-book`` and this package runs from a source
     checkout, its autograder zip carries a wheel of the package as it is here, and the grading

@@ -15,8 +15,8 @@ under ``torchrun --nproc_per_node=N`` it trains on N processes with DistributedD
     alexnet-book evaluate CHECKPOINT [--data digits|NAME|imagefolder:PATH] [--ten-crop] ...
 
 rebuilds the network a ``train`` run saved in CHECKPOINT and prints its top-1 and top-5 error
-on the dataset's validation set: the centre view, or with ``--ten-crop`` the paper's test (the
-softmax averaged over ten crops).
+on the dataset's validation set: one view of each image (the centre crop of a photograph), or
+with ``--ten-crop`` the paper's test (the softmax averaged over ten crops).
 
     alexnet-book assignments OUT_DIR [--book book] [--chapter NAME ...] [--tests-url URL]
                              [--publish DIR]
@@ -200,9 +200,9 @@ def _add_evaluate_command(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="top-1 and top-5 error of a trained checkpoint, as the paper tested",
         description="Rebuild the network that `alexnet-book train` saved in CHECKPOINT and "
-                    "report its top-1 and top-5 error on the validation set of --data: the "
-                    "centre view, or with --ten-crop the softmax averaged over the ten crops "
-                    "of the paper's Section 4.1.")
+                    "report its top-1 and top-5 error on the validation set of --data: one "
+                    "view of each image (the centre crop of a photograph), or with --ten-crop "
+                    "the softmax averaged over the ten crops of the paper's Section 4.1.")
     evaluate.add_argument("checkpoint", metavar="CHECKPOINT", type=Path,
                           help="a last.pt written by alexnet-book train")
     evaluate.add_argument("--data", default="digits",
@@ -322,9 +322,10 @@ def _parser() -> argparse.ArgumentParser:
                              help="only this chapter: its name (e.g. output_size) or its "
                                   "notebook's path; repeatable")
     assignments.add_argument("--tests-url", default=None,
-                             help="URL where OUT_DIR will be published, from which the Colab "
-                                  "notebooks fetch their checks (default: the GitHub Pages site "
-                                  "of the repository in _config.yml, /assignments)")
+                             help="URL where the students' folders (see --publish) will be "
+                                  "served, from which the Colab notebooks fetch their checks "
+                                  "(default: the GitHub Pages site of the repository in "
+                                  "_config.yml, /assignments)")
     assignments.add_argument("--publish", type=Path, default=None, metavar="DIR",
                              help="also copy what students may see (each chapter's student/ "
                                   "and colab/, never autograder/) to DIR, the folder that "

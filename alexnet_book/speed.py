@@ -74,8 +74,9 @@ class SpaceToDepthConv2d(nn.Conv2d):
     tiles of 8 or 16 channels. Cutting the padded image into 4×4 blocks
     (``F.pixel_unshuffle``) gives 48 channels at a quarter of the side; the 11×11 kernel,
     padded with zeros to 12×12 and cut the same way, becomes a 3×3 kernel over those 48
-    channels, and the stride-1 convolution gives the same outputs (MLPerf's ResNet-50 entries
-    do this for their 7×7 stride-2 stem). It does (12/11)² ≈ 1.19 times conv1's arithmetic.
+    channels, and the stride-1 convolution gives the same outputs (Google's TPU entries to
+    MLPerf did this for ResNet-50's 7×7, stride-2 first layer). It does (12/11)² ≈ 1.19 times
+    conv1's arithmetic.
 
     The parameters are the ``nn.Conv2d``'s own, with the same names and shapes, so a
     state dict, an optimizer and a checkpoint work with either module.
@@ -106,8 +107,7 @@ class SpaceToDepthConv2d(nn.Conv2d):
         stride = self.stride[0]
         block_kernel = [-(-k // stride) for k in self.kernel_size]  # ceil(k / stride)
         pads = []
-        for dim, (size, k, p, kb) in enumerate(zip(x.shape[-2:], self.kernel_size, self.padding,
-                                                   block_kernel)):
+        for size, k, p, kb in zip(x.shape[-2:], self.kernel_size, self.padding, block_kernel):
             out = (size + 2 * p - k) // stride + 1
             # After the block kernel slides over (out + kb - 1) blocks it has made `out` outputs;
             # the far side is padded, or cut where its pixels are never read, to that length.

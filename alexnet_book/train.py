@@ -722,7 +722,8 @@ class Evaluation:
 
     def __str__(self) -> str:
         top5 = "" if self.top5_error is None else f", top-5 error {100 * self.top5_error:.2f}%"
-        views = "one view each" if self.crops == 1 else f"{self.crops} crops each, softmax averaged"
+        views = ("one view each" if self.crops == 1
+                 else f"{self.crops} crops each, softmax averaged")
         return (f"top-1 error {100 * self.top1_error:.2f}%{top5}, loss {self.loss:.4f}, on "
                 f"{self.images:,} images ({views})")
 
