@@ -740,7 +740,8 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int = 128,
     """
     batch_size = whole_number("batch_size", batch_size, minimum=1)
     _check_dataset("dataset", dataset)
-    from .data import make_loader  # imported here: data.py pulls in torchvision's datasets
+    # imported here: data.py pulls in torchvision's datasets
+    from .data import make_loader, ten_crop_predict
 
     device = pick_device() if device == "auto" else torch.device(device)
     amp = resolve_amp(amp, device)
@@ -750,15 +751,12 @@ def evaluate(model: nn.Module, dataset: Dataset, *, batch_size: int = 128,
     loss_sum, top1, top5, images, crops, classes = 0.0, 0, 0, 0, 1, 0
     for batch, labels in loader:
         crops = batch.shape[1] if batch.dim() == 5 else 1
-        if crops > 1:
-            batch = batch.flatten(0, 1)  # (N·10, C, H, W): every crop in one batch
-        batch, labels = batch.to(device), labels.to(device)
+        views = batch.view(len(labels), crops, *batch.shape[-3:]).to(device)  # (N, crops, ...)
+        labels = labels.to(device)
         with _autocast(device, amp):
-            logits = model(batch)
-        classes = logits.shape[-1]
-        # log of the crops' mean softmax: logsumexp of their log-softmax, less log(crops)
-        log_p = logits.float().log_softmax(-1).view(len(labels), crops, classes)
-        log_p = log_p.logsumexp(dim=1) - math.log(crops)
+            probabilities = ten_crop_predict(model, views)  # the softmax averaged over views
+        classes = probabilities.shape[-1]
+        log_p = probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
         loss_sum += nn.functional.nll_loss(log_p, labels, reduction="sum").item()
         top1 += int(top_k_hits(log_p, labels, 1).sum())
         top5 += int(top_k_hits(log_p, labels, min(5, classes)).sum())
