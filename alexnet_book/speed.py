@@ -65,6 +65,7 @@ class Setting:
     compile_mode: str | None = None  # None: eager; else a torch.compile mode such as "default"
     fused_sgd: bool = False  # the fused SGD kernel, on CUDA only
     space_to_depth: bool = False  # conv1 as a stride-1 convolution, see with_space_to_depth_stem
+    cuda_graph: bool = False  # the whole step recorded once as a CUDA graph, see _as_cuda_graph
 
 
 class SpaceToDepthConv2d(nn.Conv2d):
@@ -211,6 +212,9 @@ def prepare_step(model: nn.Module, setting: Setting, device: torch.device, batch
                  image_size: int, num_classes: int) -> tuple[Callable[[], None], int]:
     """One training step of ``model`` in ``setting`` as a function of no arguments, on a fixed
     random batch, and the FLOPs of its forward and backward pass."""
+    if setting.cuda_graph and device.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs a CUDA device, got {device.type}; "
+                         "leave it False on this device")
     torch.manual_seed(0)
     memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
     model = model.to(device).to(memory_format=memory_format).train()
@@ -230,7 +234,9 @@ def prepare_step(model: nn.Module, setting: Setting, device: torch.device, batch
     if setting.compile_mode is not None:
         torch._dynamo.reset()  # compile each model afresh, not as a recompile of the last
         model = torch.compile(model, mode=setting.compile_mode)
-    autocast = (torch.autocast(device.type, dtype=_amp_dtype(device)) if setting.amp
+    # A CUDA graph replays the casts it recorded, so autocast must not cache them across steps.
+    autocast = (torch.autocast(device.type, dtype=_amp_dtype(device),
+                               cache_enabled=not setting.cuda_graph) if setting.amp
                 else contextlib.nullcontext())
 
     def step():
@@ -245,7 +251,46 @@ def prepare_step(model: nn.Module, setting: Setting, device: torch.device, batch
             loss.backward()
             optimizer.step()
 
+    if setting.cuda_graph:
+        if scaler is not None:
+            raise ValueError("cuda_graph=True cannot record fp16 steps: the gradient scaler "
+                             "reads its overflow check on the CPU; use a GPU with bf16")
+        return _as_cuda_graph(step, device), flops
     return step, flops
+
+
+CUDA_GRAPH_WARMUP_STEPS = 2
+
+
+def _as_cuda_graph(step: Callable[[], None], device: torch.device) -> Callable[[], None]:
+    """``step`` recorded as one CUDA graph (forward, backward and optimizer step, every
+    kernel) and replayed with a single launch, so the CPU no longer issues each kernel.
+
+    The first call runs ``CUDA_GRAPH_WARMUP_STEPS`` ordinary steps on a side stream (compiling,
+    choosing cuDNN's kernels and making the momentum buffers, none of which a graph may do),
+    records the step, then replays it: that call trains for ``CUDA_GRAPH_WARMUP_STEPS + 1``
+    steps, each later call for one. This is PyTorch's "whole network capture"
+    (https://pytorch.org/docs/stable/notes/cuda.html#cuda-graphs); the inputs stay at their
+    addresses, as a trainer would keep them by copying each batch into them.
+    """
+    graph = None
+
+    def replay():
+        nonlocal graph
+        if graph is None:
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(CUDA_GRAPH_WARMUP_STEPS):
+                    step()
+            torch.cuda.current_stream(device).wait_stream(side)
+            recorded = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(recorded):
+                step()
+            graph = recorded
+        graph.replay()
+
+    return replay
 
 
 def time_step(step: Callable[[], None], flops: int, model_name: str, setting: Setting,

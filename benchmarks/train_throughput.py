@@ -63,11 +63,24 @@ PLAN = [
     ("ours, torchvision variant", FAST),
 ]
 BREAKDOWN_MODELS = [name for name in MODELS if name.startswith("ours, paper, ")]
-# A candidate speed feature (--breakdown): conv1's 3 channels at stride 4 as 48 channels at
-# stride 1, the shape tensor cores want (alexnet_book.speed.SpaceToDepthConv2d).
+# Candidate speed features (--breakdown), each added to the fast rows: the whole step replayed
+# as one CUDA graph (the CPU no longer issues each kernel; CUDA only), and conv1's 3 channels
+# at stride 4 computed as 48 channels at stride 1, the shape tensor cores want
+# (alexnet_book.speed.SpaceToDepthConv2d).
+FAST_GRAPH = replace(FAST, name=f"{FAST.name} + CUDA graph", cuda_graph=True)
+EAGER_GRAPH = replace(FAST, name="bf16 + channels-last + fused SGD + "
+                      "CUDA graph", compile_mode=None, cuda_graph=True)
 FAST_STEM = replace(FAST, name=f"{FAST.name} + space-to-depth conv1", space_to_depth=True)
-BREAKDOWN = ([(name, FAST_STEM) for name in ("ours, paper", "ours, torchvision variant")]
-             + [(name, FAST) for name in BREAKDOWN_MODELS])
+FAST_STEM_GRAPH = replace(FAST_STEM, name=f"{FAST_STEM.name} + CUDA graph", cuda_graph=True)
+CANDIDATES = [
+    ("ours, torchvision variant", FAST_GRAPH),
+    ("ours, paper", FAST_GRAPH),
+    ("ours, torchvision variant", EAGER_GRAPH),  # what the graph gives without compiling
+    ("ours, torchvision variant", FAST_STEM),
+    ("ours, paper", FAST_STEM),
+    ("ours, torchvision variant", FAST_STEM_GRAPH),
+]
+BREAKDOWN = CANDIDATES + [(name, FAST) for name in BREAKDOWN_MODELS]
 
 
 def _without_compile(setting: Setting) -> Setting:
@@ -85,12 +98,13 @@ def _prepare_step(model_name: str, setting: Setting, device: torch.device, batch
                         NUM_CLASSES)
 
 
-def _settings_to_run(compiling: bool, modes: list[str],
-                     breakdown: bool = False) -> list[tuple[str, Setting]]:
+def _settings_to_run(compiling: bool, modes: list[str], breakdown: bool = False,
+                     cuda: bool = True) -> list[tuple[str, Setting]]:
     """The rows of one run, in the order they run, so that a run stopped by a time limit has
-    the most telling ones: PLAN (and the breakdown) in the first compile mode, then PLAN's
-    fast rows in each further mode."""
-    rows = PLAN + (BREAKDOWN if breakdown else [])
+    the most telling ones: PLAN (and the breakdown: candidates first) in the first compile
+    mode, then PLAN's fast rows in each further mode. Without CUDA, no CUDA-graph rows."""
+    rows = [(name, setting) for name, setting in PLAN + (BREAKDOWN if breakdown else [])
+            if cuda or not setting.cuda_graph]
     if not compiling:
         return [(name, _without_compile(setting)) for name, setting in rows]
     first = [(name, setting if setting.compile_mode is None
@@ -154,9 +168,10 @@ def main(argv=None) -> None:
                         help="torch.compile modes to try for the fast rows, e.g. default "
                              "max-autotune-no-cudagraphs reduce-overhead (one row each)")
     parser.add_argument("--breakdown", action="store_true",
-                        help="also time both variants with conv1 computed by space-to-depth, "
-                             "and the paper variant with every speed feature and without LRN, "
-                             "without groups, and without both: what each costs")
+                        help="also time candidate speed features (the whole step as one CUDA "
+                             "graph, conv1 computed by space-to-depth), and the paper variant "
+                             "with every speed feature and without LRN, without groups, and "
+                             "without both: what each costs")
     parser.add_argument("--profile", metavar="PATH",
                         help="also profile a few steps of each fast row and write the "
                              "kernels that take the most time to PATH")
@@ -178,7 +193,8 @@ def main(argv=None) -> None:
           flush=True)
     compiling = args.compile == "on" or (args.compile == "auto" and not on_cpu)
     rows, profiles = [], []
-    for model_name, setting in _settings_to_run(compiling, args.compile_modes, args.breakdown):
+    for model_name, setting in _settings_to_run(compiling, args.compile_modes, args.breakdown,
+                                                cuda=device.type == "cuda"):
         try:
             step, flops = _prepare_step(model_name, setting, device, batch_size)
             row = time_step(step, flops, model_name, setting, device, batch_size, steps=steps,
@@ -190,7 +206,8 @@ def main(argv=None) -> None:
         print(f"{row.model:30} {row.setting:44} {row.images_per_second:10,.0f} images/s",
               flush=True)
         rows.append(row)
-        if args.profile and setting.amp and model_name not in BREAKDOWN_MODELS:
+        if (args.profile and setting.amp and not setting.cuda_graph
+                and model_name not in BREAKDOWN_MODELS):
             title = f"{model_name}, {setting.name}, batch {batch_size}"
             profiles.append(profile_steps(step, title, device))
         # Written after every row, so a run stopped by a time limit keeps what it measured.

@@ -45,20 +45,33 @@ def test_first_mode_rows_run_before_the_further_modes(bench):
     assert rows[0] == bench.PLAN[0]  # the baseline, eager fp32, first
 
 
-def test_the_breakdown_adds_the_stem_rows_then_each_paper_model_once(bench):
+def test_the_breakdown_adds_the_candidates_then_each_paper_model_once(bench):
     with_breakdown = bench._settings_to_run(True, ["default"], breakdown=True)
     without = bench._settings_to_run(True, ["default"], breakdown=False)
     added = with_breakdown[len(without):]
-    assert [model for model, _ in added] == ["ours, paper", "ours, torchvision variant",
-                                             *bench.BREAKDOWN_MODELS]
+    candidates, paper_models = added[:len(bench.CANDIDATES)], added[len(bench.CANDIDATES):]
+    assert [model for model, _ in paper_models] == bench.BREAKDOWN_MODELS
     assert len(bench.BREAKDOWN_MODELS) == 3
-    stem = [setting for _, setting in added[:2]]
-    assert all(s.space_to_depth and "space-to-depth" in s.name for s in stem)
-    # Otherwise the stem rows are the plan's fast rows: the difference is the stem alone.
+    assert not any(s.space_to_depth or s.cuda_graph for _, s in [*without, *paper_models])
+    # Each candidate is a plan's fast row with the named features added, and nothing else.
     fast = dict((model, setting) for model, setting in without if setting.compile_mode)
-    assert all(replace(s, name=fast[model].name, space_to_depth=False) == fast[model]
-               for (model, _), s in zip(added[:2], stem))
-    assert not any(setting.space_to_depth for _, setting in [*without, *added[2:]])
+    for model, setting in candidates:
+        assert setting.space_to_depth == ("space-to-depth" in setting.name)
+        assert setting.cuda_graph == ("CUDA graph" in setting.name)
+        assert setting.space_to_depth or setting.cuda_graph
+        plain = replace(setting, name=fast[model].name, space_to_depth=False, cuda_graph=False)
+        if setting.compile_mode is None:  # the one graph row without compiling
+            plain = replace(plain, compile_mode="default")
+            assert "compile" not in setting.name
+        assert plain == fast[model]
+    assert {model for model, _ in candidates} == {"ours, paper", "ours, torchvision variant"}
+
+
+def test_without_cuda_no_row_records_a_cuda_graph(bench):
+    with_cuda = bench._settings_to_run(True, ["default"], breakdown=True)
+    without = bench._settings_to_run(True, ["default"], breakdown=True, cuda=False)
+    assert without == [row for row in with_cuda if not row[1].cuda_graph]
+    assert len(without) < len(with_cuda)
 
 
 def test_without_compiling_no_row_compiles(bench):
@@ -66,7 +79,7 @@ def test_without_compiling_no_row_compiles(bench):
     assert all(setting.compile_mode is None for _, setting in rows)
     assert not any("compile" in setting.name for _, setting in rows)
     assert len(rows) == len(bench.PLAN) + len(bench.BREAKDOWN)
-    assert sum(setting.space_to_depth for _, setting in rows) == 2  # kept without compiling
+    assert sum(setting.space_to_depth for _, setting in rows) == 3  # kept without compiling
 
 
 def _count(model, kind):
@@ -104,7 +117,8 @@ def test_a_tiny_cpu_run_measures_every_row(bench, tiny_models, tmp_path, capsys)
                 "--warmup", "0", "--breakdown", "--json", str(out)])
     report = json.loads(out.read_text())
     measured = [(m["model"], m["setting"]) for m in report["measurements"]]
-    assert measured == _names(bench._settings_to_run(False, ["default"], breakdown=True))
+    assert measured == _names(bench._settings_to_run(False, ["default"], breakdown=True,
+                                                     cuda=False))
     assert all(m["images_per_second"] > 0 and m["gflop_per_step"] > 0
                for m in report["measurements"])
     table = capsys.readouterr().out

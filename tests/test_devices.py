@@ -103,3 +103,28 @@ def test_throughput_is_measured_with_every_speed_feature():
     assert measured.images_per_second > 0 and measured.gflop_per_step > 0
     if DEVICE.type == "cuda":
         assert measured.peak_memory_gib > 0  # read from the CUDA allocator
+
+
+@pytest.mark.skipif(DEVICE is None or DEVICE.type != "cuda", reason="CUDA graphs need CUDA")
+@pytest.mark.parametrize("compile_mode", [None, "default"])
+def test_a_step_replayed_as_a_cuda_graph_trains_as_plain_steps_do(compile_mode):
+    from alexnet_book.speed import CUDA_GRAPH_WARMUP_STEPS, Setting, prepare_step
+
+    def weights_after(calls, cuda_graph):
+        torch.manual_seed(0)
+        model = AlexNet("paper", width=1 / 4, input_size=131, num_classes=10, dropout=0)
+        setting = Setting("every speed feature", amp=True, channels_last=True, fused_sgd=True,
+                          compile_mode=compile_mode, cuda_graph=cuda_graph)
+        step, _ = prepare_step(model, setting, DEVICE, 16, 131, 10)
+        for _ in range(calls):
+            step()
+        torch.cuda.synchronize(DEVICE)
+        return torch.cat([p.detach().float().flatten() for p in model.parameters()])
+
+    torch.manual_seed(0)
+    initial = torch.cat([p.detach().flatten() for p in AlexNet(
+        "paper", width=1 / 4, input_size=131, num_classes=10, dropout=0).parameters()])
+    replayed = weights_after(3, cuda_graph=True) - initial.to(DEVICE)  # 2 warm-up + 3 replays
+    plain = weights_after(CUDA_GRAPH_WARMUP_STEPS + 3, cuda_graph=False) - initial.to(DEVICE)
+    # The same five updates, up to bf16 rounding; two or four updates would be far off.
+    assert torch.linalg.vector_norm(replayed - plain) < 0.02 * torch.linalg.vector_norm(plain)

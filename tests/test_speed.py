@@ -70,6 +70,8 @@ def test_a_step_trains_the_model():
     (dict(batch_size=0), ValueError, "batch_size must be at least 1"),
     (dict(steps=1.5), TypeError, "steps must be a whole number"),
     (dict(setting="bf16"), TypeError, r"setting must be an alexnet_book\.speed\.Setting"),
+    (dict(setting=Setting("graph", cuda_graph=True), device="cpu"), ValueError,
+     "cuda_graph=True needs a CUDA device, got cpu"),
 ])
 def test_bad_arguments_are_explained(arguments, error, pattern):
     with pytest.raises(error, match=pattern):
