@@ -36,8 +36,7 @@ from .train import TrainConfig, pick_device, resolve_amp
 
 __all__ = ["Setting", "Measurement", "measure_throughput", "prepare_step", "step_flops", "time_step",
            "matmul_peak", "describe_device", "device_from", "synchronize", "SPEC_PEAK_TFLOPS",
-           "spec_peak_tflops", "SpaceToDepthConv2d", "with_space_to_depth_stem",
-           "SlicedLocalResponseNorm", "with_sliced_lrn", "CUDA_GRAPH_WARMUP_STEPS"]
+           "spec_peak_tflops", "SpaceToDepthConv2d", "with_space_to_depth_stem"]
 
 # Dense 16-bit tensor-core peaks from NVIDIA's spec sheets, in TFLOP/s: bf16, except the T4,
 # which has no bf16 (its fp16 figure). "H100" and "H200" are the SXM parts.
@@ -67,7 +66,6 @@ class Setting:
     fused_sgd: bool = False  # the fused SGD kernel, on CUDA only
     space_to_depth: bool = False  # conv1 as a stride-1 convolution, see with_space_to_depth_stem
     cuda_graph: bool = False  # the whole step recorded once as a CUDA graph, see _as_cuda_graph
-    sliced_lrn: bool = False  # LRN's window sum as shifted slices, see with_sliced_lrn
 
 
 class SpaceToDepthConv2d(nn.Conv2d):
@@ -140,43 +138,6 @@ def with_space_to_depth_stem(model: nn.Module) -> nn.Module:
                 setattr(parent, name, SpaceToDepthConv2d.from_conv(child))
                 return model
     raise ValueError(f"{type(model).__name__} has no nn.Conv2d to compute by space-to-depth")
-
-
-class SlicedLocalResponseNorm(nn.LocalResponseNorm):
-    """``nn.LocalResponseNorm`` with its window sum written as ``size`` shifted slices of the
-    zero-padded squares, instead of PyTorch's average pool over a padded 3-D view.
-
-    The same function (tested against PyTorch's layer), in a form ``torch.compile`` turns into
-    elementwise kernels that read each channel's neighbours; PyTorch's average pool, and
-    above all its backward pass, compiles into kernels that take several times as long on a
-    GPU (the profile in ``benchmarks/RESULTS.md``). Inputs other than (N, C, H, W) go to
-    PyTorch's own formula.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            return super().forward(x)
-        channels = x.shape[1]
-        # F.pad's last pair pads dimension 1, the channels: size // 2 before, (size - 1) // 2 after.
-        squares = F.pad(x * x, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))
-        window = sum(squares[:, i:i + channels] for i in range(self.size))
-        return x / (self.k + self.alpha / self.size * window) ** self.beta
-
-
-def with_sliced_lrn(model: nn.Module) -> nn.Module:
-    """``model`` with each ``nn.LocalResponseNorm`` replaced, in place, by a
-    ``SlicedLocalResponseNorm`` with the same size, alpha, beta and k."""
-    replaced = 0
-    for parent in list(model.modules()):
-        for name, child in parent.named_children():
-            if type(child) is nn.LocalResponseNorm:
-                setattr(parent, name, SlicedLocalResponseNorm(child.size, child.alpha,
-                                                              child.beta, child.k))
-                replaced += 1
-    if not replaced:
-        raise ValueError(f"{type(model).__name__} has no nn.LocalResponseNorm to compute by "
-                         "slices (torchvision's variant has none); leave sliced_lrn off")
-    return model
 
 
 @dataclass
@@ -264,8 +225,6 @@ def prepare_step(model: nn.Module, setting: Setting, device: torch.device, batch
     flops = step_flops(model, images, labels)  # the model's own, as MFU counts them
     if setting.space_to_depth:  # after counting: its extra (12/11)² on conv1 is not the model's
         model = with_space_to_depth_stem(model)
-    if setting.sliced_lrn:
-        model = with_sliced_lrn(model)
     fused = {"fused": True} if setting.fused_sgd and device.type == "cuda" else {}
     recipe = TrainConfig()  # the paper's learning rate, momentum and weight decay
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,

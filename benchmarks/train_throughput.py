@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from dataclasses import asdict, replace
 
@@ -65,18 +64,14 @@ PLAN = [
 ]
 BREAKDOWN_MODELS = [name for name in MODELS if name.startswith("ours, paper, ")]
 # Candidate speed features (--breakdown), each added to the fast rows: the whole step replayed
-# as one CUDA graph (the CPU no longer issues each kernel; CUDA only), conv1's 3 channels at
-# stride 4 computed as 48 channels at stride 1, the shape tensor cores want
-# (alexnet_book.speed.SpaceToDepthConv2d), and LRN's window sum as shifted slices, which
-# compiles to faster kernels than PyTorch's average pool (SlicedLocalResponseNorm).
+# as one CUDA graph (the CPU no longer issues each kernel; CUDA only), and conv1's 3 channels
+# at stride 4 computed as 48 channels at stride 1, the shape tensor cores want
+# (alexnet_book.speed.SpaceToDepthConv2d).
 FAST_GRAPH = replace(FAST, name=f"{FAST.name} + CUDA graph", cuda_graph=True)
 EAGER_GRAPH = replace(FAST, name="bf16 + channels-last + fused SGD + "
                       "CUDA graph", compile_mode=None, cuda_graph=True)
 FAST_STEM = replace(FAST, name=f"{FAST.name} + space-to-depth conv1", space_to_depth=True)
 FAST_STEM_GRAPH = replace(FAST_STEM, name=f"{FAST_STEM.name} + CUDA graph", cuda_graph=True)
-FAST_LRN = replace(FAST, name=f"{FAST.name} + sliced LRN", sliced_lrn=True)
-FAST_ALL = replace(FAST_STEM, name=f"{FAST_STEM.name} + sliced LRN + CUDA graph",
-                   sliced_lrn=True, cuda_graph=True)
 CANDIDATES = [
     ("ours, torchvision variant", FAST_GRAPH),
     ("ours, paper", FAST_GRAPH),
@@ -84,8 +79,6 @@ CANDIDATES = [
     ("ours, torchvision variant", FAST_STEM),
     ("ours, paper", FAST_STEM),
     ("ours, torchvision variant", FAST_STEM_GRAPH),
-    ("ours, paper", FAST_LRN),  # the torchvision variant has no LRN
-    ("ours, paper", FAST_ALL),
 ]
 BREAKDOWN = CANDIDATES + [(name, FAST) for name in BREAKDOWN_MODELS]
 
@@ -119,14 +112,6 @@ def _settings_to_run(compiling: bool, modes: list[str], breakdown: bool = False,
     further = [(name, _with_compile_mode(setting, mode)) for mode in modes[1:]
                for name, setting in PLAN if setting.compile_mode is not None]
     return first + further
-
-
-def _only(rows: list[tuple[str, Setting]], patterns: list[str]) -> list[tuple[str, Setting]]:
-    """The baseline (the first row) and the rows whose "model: setting" matches one of the
-    regular expressions ``patterns``."""
-    return rows[:1] + [(name, setting) for name, setting in rows[1:]
-                       if any(re.search(pattern, f"{name}: {setting.name}")
-                              for pattern in patterns)]
 
 
 def profile_steps(step, title: str, device: torch.device, steps: int = 5) -> str:
@@ -184,13 +169,9 @@ def main(argv=None) -> None:
                              "max-autotune-no-cudagraphs reduce-overhead (one row each)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time candidate speed features (the whole step as one CUDA "
-                             "graph, conv1 computed by space-to-depth, LRN by shifted slices), "
-                             "and the paper variant "
+                             "graph, conv1 computed by space-to-depth), and the paper variant "
                              "with every speed feature and without LRN, without groups, and "
                              "without both: what each costs")
-    parser.add_argument("--only", nargs="+", metavar="REGEX",
-                        help='run only the baseline and the rows whose "model: setting" '
-                             "matches one of these regular expressions, e.g. 'sliced LRN'")
     parser.add_argument("--profile", metavar="PATH",
                         help="also profile a few steps of each fast row and write the "
                              "kernels that take the most time to PATH")
@@ -212,11 +193,8 @@ def main(argv=None) -> None:
           flush=True)
     compiling = args.compile == "on" or (args.compile == "auto" and not on_cpu)
     rows, profiles = [], []
-    plan = _settings_to_run(compiling, args.compile_modes, args.breakdown,
-                            cuda=device.type == "cuda")
-    if args.only:
-        plan = _only(plan, args.only)
-    for model_name, setting in plan:
+    for model_name, setting in _settings_to_run(compiling, args.compile_modes, args.breakdown,
+                                                cuda=device.type == "cuda"):
         try:
             step, flops = _prepare_step(model_name, setting, device, batch_size)
             row = time_step(step, flops, model_name, setting, device, batch_size, steps=steps,

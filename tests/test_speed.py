@@ -12,9 +12,8 @@ from torch.nn import functional as F
 
 from alexnet_book import AlexNet
 from alexnet_book.shapes import layer_table
-from alexnet_book.speed import (Setting, SlicedLocalResponseNorm, SpaceToDepthConv2d,
-                                measure_throughput, spec_peak_tflops, step_flops,
-                                with_sliced_lrn, with_space_to_depth_stem)
+from alexnet_book.speed import (Setting, SpaceToDepthConv2d, measure_throughput, spec_peak_tflops,
+                                step_flops, with_space_to_depth_stem)
 
 
 def tiny():
@@ -163,40 +162,3 @@ def test_space_to_depth_trains_and_counts_the_models_own_flops():
 def test_space_to_depth_refuses_what_it_cannot_compute(arguments, pattern):
     with pytest.raises(ValueError, match=f"{pattern}.*use nn.Conv2d"):
         SpaceToDepthConv2d(3, 6, 11, **arguments)
-
-
-@pytest.mark.parametrize("size, alpha, beta, k", [
-    (5, 5e-4, 0.75, 2.0),  # the paper's layer in PyTorch's convention (alexnet_book.lrn)
-    (4, 1e-2, 0.5, 1.0),  # an even window: one more channel before than after
-    (1, 1.0, 1.0, 0.5),
-    (7, 3.0, 0.75, 1.0),  # wider than some of the channels' neighbourhoods at the edges
-])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_sliced_lrn_computes_pytorchs_local_response_norm(size, alpha, beta, k, channels_last):
-    torch.manual_seed(0)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    x = (3 * torch.randn(2, 6, 5, 4, dtype=torch.double)).contiguous(memory_format=memory_format)
-    x.requires_grad_()
-    expected = nn.LocalResponseNorm(size, alpha, beta, k)(x)
-    got = SlicedLocalResponseNorm(size, alpha, beta, k)(x)
-    torch.testing.assert_close(got, expected)
-    cotangent = torch.randn_like(expected)
-    torch.testing.assert_close(torch.autograd.grad(got, x, cotangent),
-                               torch.autograd.grad(expected, x, cotangent))
-
-
-def test_sliced_lrn_replaces_each_lrn_layer_of_the_paper_variant():
-    torch.manual_seed(0)
-    model = AlexNet("paper").double().eval()
-    images = torch.randn(2, 3, 227, 227, dtype=torch.double)
-    before = model(images)
-    layers = [m for m in model.modules() if isinstance(m, nn.LocalResponseNorm)]
-    assert with_sliced_lrn(model) is model
-    sliced = [m for m in model.modules() if isinstance(m, nn.LocalResponseNorm)]
-    assert len(sliced) == len(layers) == 2 and all(type(m) is SlicedLocalResponseNorm
-                                                   for m in sliced)
-    assert [(m.size, m.alpha, m.beta, m.k) for m in sliced] == \
-        [(m.size, m.alpha, m.beta, m.k) for m in layers]
-    torch.testing.assert_close(model(images), before)
-    with pytest.raises(ValueError, match="no nn.LocalResponseNorm"):
-        with_sliced_lrn(AlexNet("torchvision"))
