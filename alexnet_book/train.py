@@ -7,7 +7,8 @@ data. Here that is ``torch.optim.SGD`` and ``torch.optim.lr_scheduler.ReduceLROn
 validation top-1 error, with what a run needs today around it:
 
 - mixed precision with ``torch.autocast`` (bf16, or fp16 with ``torch.amp.GradScaler``),
-  channels-last memory and ``torch.compile``, each a switch in ``TrainConfig``;
+  channels-last memory, ``torch.compile`` and conv1 computed by space-to-depth
+  (``alexnet_book.space_to_depth``), each a switch in ``TrainConfig``;
 - a checkpoint after every epoch, written atomically (a temporary file, then ``os.replace``)
   and loadable with ``torch.load(weights_only=True)``; ``resume=`` continues a run so that it
   ends with exactly the weights of a run that was never stopped;
@@ -43,6 +44,7 @@ from torch.utils.data import Dataset
 
 from ._checks import whole_number
 from .metrics import top_k_hits
+from .space_to_depth import with_space_to_depth_stem
 
 __all__ = [
     "TrainConfig",
@@ -104,6 +106,9 @@ class TrainConfig:
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     channels_last: bool = False  # NHWC memory; faster on tensor-core GPUs with amp
     compile: bool = False  # torch.compile: slower first epoch, faster after (fuses the LRN)
+    # conv1 as a stride-1 convolution over 4×4 blocks of the image: the same function and
+    # parameters, a third faster per step on an H200, a few percent slower on a CPU.
+    space_to_depth: bool = False
     seed: int = 0  # seeds torch, numpy and random (plus the rank, so dropout differs by process)
     checkpoint_dir: str | Path | None = None  # writes <checkpoint_dir>/last.pt after each epoch
     progress: bool = True  # a tqdm bar (notebook-aware), on the first process only
@@ -780,6 +785,8 @@ def _progress(loader, *, epoch: int, config: TrainConfig, process: _Process):
 
 def _prepare_model(model: nn.Module, config: TrainConfig, process: _Process) -> nn.Module:
     """Move the model, wrap it in DDP and compile it; returns what the loop calls."""
+    if config.space_to_depth:
+        with_space_to_depth_stem(model)  # in place, keeping conv1's parameters and their names
     model.to(process.device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -8,7 +8,9 @@ the model's speed, not the data loader's. In one run it measures:
   default settings;
 - ours (``alexnet_book.AlexNet``, both variants) in eager fp32, the same settings;
 - ours with every speed feature on: bf16 autocast (fp16 with a gradient scaler where bf16 is
-  not supported), channels-last, ``torch.compile`` and the fused SGD kernel.
+  not supported), channels-last, ``torch.compile``, the fused SGD kernel and conv1 computed
+  by space-to-depth, as ``alexnet-book train --amp --channels-last --compile
+  --space-to-depth`` trains.
 
 Each is warmed up, then timed ``--repeats`` times over ``--steps`` steps; the median is
 reported, with the ratio to the baseline and the model FLOP utilisation (MFU): the FLOPs of one
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from dataclasses import asdict, replace
 
@@ -52,8 +55,11 @@ MODELS = {
 
 
 EAGER_FP32 = Setting("eager fp32")
-FAST = Setting("bf16 + channels-last + compile + fused SGD", amp=True, channels_last=True,
-               compile_mode="default", fused_sgd=True)
+# Every speed feature the trainer has: TrainConfig's amp, channels_last, compile and
+# space_to_depth (conv1's 3 channels at stride 4 computed as 48 channels at stride 1, the shape
+# tensor cores want: alexnet_book.space_to_depth), and the fused SGD kernel it uses on CUDA.
+FAST = Setting("bf16 + channels-last + compile + fused SGD + space-to-depth conv1", amp=True,
+               channels_last=True, compile_mode="default", fused_sgd=True, space_to_depth=True)
 
 PLAN = [
     ("torchvision.models.alexnet", EAGER_FP32),  # the baseline: first, so ratios refer to it
@@ -63,24 +69,15 @@ PLAN = [
     ("ours, torchvision variant", FAST),
 ]
 BREAKDOWN_MODELS = [name for name in MODELS if name.startswith("ours, paper, ")]
-# Candidate speed features (--breakdown), each added to the fast rows: the whole step replayed
-# as one CUDA graph (the CPU no longer issues each kernel; CUDA only), and conv1's 3 channels
-# at stride 4 computed as 48 channels at stride 1, the shape tensor cores want
-# (alexnet_book.speed.SpaceToDepthConv2d).
+# What the fast rows gain or lose (--breakdown): the whole step replayed as one CUDA graph (the
+# CPU no longer issues each kernel; CUDA only, and not in the trainer, which would have to copy
+# every batch into fixed input buffers), and the space-to-depth conv1 left out.
 FAST_GRAPH = replace(FAST, name=f"{FAST.name} + CUDA graph", cuda_graph=True)
-EAGER_GRAPH = replace(FAST, name="bf16 + channels-last + fused SGD + "
-                      "CUDA graph", compile_mode=None, cuda_graph=True)
-FAST_STEM = replace(FAST, name=f"{FAST.name} + space-to-depth conv1", space_to_depth=True)
-FAST_STEM_GRAPH = replace(FAST_STEM, name=f"{FAST_STEM.name} + CUDA graph", cuda_graph=True)
-CANDIDATES = [
-    ("ours, torchvision variant", FAST_GRAPH),
-    ("ours, paper", FAST_GRAPH),
-    ("ours, torchvision variant", EAGER_GRAPH),  # what the graph gives without compiling
-    ("ours, torchvision variant", FAST_STEM),
-    ("ours, paper", FAST_STEM),
-    ("ours, torchvision variant", FAST_STEM_GRAPH),
-]
-BREAKDOWN = CANDIDATES + [(name, FAST) for name in BREAKDOWN_MODELS]
+FAST_WITHOUT_STEM = replace(FAST, name=FAST.name.replace(" + space-to-depth conv1", ""),
+                            space_to_depth=False)
+FAST_VARIATIONS = [(name, setting) for setting in (FAST_GRAPH, FAST_WITHOUT_STEM)
+                   for name in ("ours, torchvision variant", "ours, paper")]
+BREAKDOWN = FAST_VARIATIONS + [(name, FAST) for name in BREAKDOWN_MODELS]
 
 
 def _without_compile(setting: Setting) -> Setting:
@@ -101,8 +98,9 @@ def _prepare_step(model_name: str, setting: Setting, device: torch.device, batch
 def _settings_to_run(compiling: bool, modes: list[str], breakdown: bool = False,
                      cuda: bool = True) -> list[tuple[str, Setting]]:
     """The rows of one run, in the order they run, so that a run stopped by a time limit has
-    the most telling ones: PLAN (and the breakdown: candidates first) in the first compile
-    mode, then PLAN's fast rows in each further mode. Without CUDA, no CUDA-graph rows."""
+    the most telling ones: PLAN (and the breakdown, the fast rows' variations first) in the
+    first compile mode, then PLAN's fast rows in each further mode. Without CUDA, no CUDA-graph
+    rows."""
     rows = [(name, setting) for name, setting in PLAN + (BREAKDOWN if breakdown else [])
             if cuda or not setting.cuda_graph]
     if not compiling:
@@ -112,6 +110,14 @@ def _settings_to_run(compiling: bool, modes: list[str], breakdown: bool = False,
     further = [(name, _with_compile_mode(setting, mode)) for mode in modes[1:]
                for name, setting in PLAN if setting.compile_mode is not None]
     return first + further
+
+
+def _only(rows: list[tuple[str, Setting]], patterns: list[str]) -> list[tuple[str, Setting]]:
+    """The baseline (the first row) and the rows whose "model: setting" matches one of the
+    regular expressions ``patterns``."""
+    return rows[:1] + [(name, setting) for name, setting in rows[1:]
+                       if any(re.search(pattern, f"{name}: {setting.name}")
+                              for pattern in patterns)]
 
 
 def profile_steps(step, title: str, device: torch.device, steps: int = 5) -> str:
@@ -168,10 +174,13 @@ def main(argv=None) -> None:
                         help="torch.compile modes to try for the fast rows, e.g. default "
                              "max-autotune-no-cudagraphs reduce-overhead (one row each)")
     parser.add_argument("--breakdown", action="store_true",
-                        help="also time candidate speed features (the whole step as one CUDA "
-                             "graph, conv1 computed by space-to-depth), and the paper variant "
-                             "with every speed feature and without LRN, without groups, and "
-                             "without both: what each costs")
+                        help="also time the fast rows with the whole step as one CUDA graph "
+                             "and without the space-to-depth conv1, and the paper variant with "
+                             "every speed feature and without LRN, without groups, and without "
+                             "both: what each costs")
+    parser.add_argument("--only", nargs="+", metavar="REGEX",
+                        help='run only the baseline and the rows whose "model: setting" '
+                             "matches one of these regular expressions, e.g. 'CUDA graph'")
     parser.add_argument("--profile", metavar="PATH",
                         help="also profile a few steps of each fast row and write the "
                              "kernels that take the most time to PATH")
@@ -193,8 +202,11 @@ def main(argv=None) -> None:
           flush=True)
     compiling = args.compile == "on" or (args.compile == "auto" and not on_cpu)
     rows, profiles = [], []
-    for model_name, setting in _settings_to_run(compiling, args.compile_modes, args.breakdown,
-                                                cuda=device.type == "cuda"):
+    plan = _settings_to_run(compiling, args.compile_modes, args.breakdown,
+                            cuda=device.type == "cuda")
+    if args.only:
+        plan = _only(plan, args.only)
+    for model_name, setting in plan:
         try:
             step, flops = _prepare_step(model_name, setting, device, batch_size)
             row = time_step(step, flops, model_name, setting, device, batch_size, steps=steps,

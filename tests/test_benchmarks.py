@@ -8,13 +8,14 @@ what their names say.
 import importlib.util
 import json
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
 from torch import nn
 
 from alexnet_book import AlexNet
+from alexnet_book.speed import Setting
 
 BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "train_throughput.py"
 
@@ -45,26 +46,38 @@ def test_first_mode_rows_run_before_the_further_modes(bench):
     assert rows[0] == bench.PLAN[0]  # the baseline, eager fp32, first
 
 
-def test_the_breakdown_adds_the_candidates_then_each_paper_model_once(bench):
+def test_the_fast_rows_have_every_speed_feature_of_the_trainer(bench):
+    from alexnet_book.train import TrainConfig
+
+    fast = [setting for _, setting in bench.PLAN if setting.compile_mode]
+    assert len(fast) == 2 and all(s == bench.FAST for s in fast)
+    trainer_switches = {"amp", "channels_last", "compile", "space_to_depth"}
+    assert trainer_switches <= {f.name for f in fields(TrainConfig)}
+    assert bench.FAST.amp and bench.FAST.channels_last and bench.FAST.compile_mode == "default"
+    assert bench.FAST.space_to_depth and bench.FAST.fused_sgd and not bench.FAST.cuda_graph
+
+
+def test_the_breakdown_adds_the_variations_then_each_paper_model_once(bench):
     with_breakdown = bench._settings_to_run(True, ["default"], breakdown=True)
     without = bench._settings_to_run(True, ["default"], breakdown=False)
     added = with_breakdown[len(without):]
-    candidates, paper_models = added[:len(bench.CANDIDATES)], added[len(bench.CANDIDATES):]
+    variations = added[:len(bench.FAST_VARIATIONS)]
+    paper_models = added[len(bench.FAST_VARIATIONS):]
     assert [model for model, _ in paper_models] == bench.BREAKDOWN_MODELS
     assert len(bench.BREAKDOWN_MODELS) == 3
-    assert not any(s.space_to_depth or s.cuda_graph for _, s in [*without, *paper_models])
-    # Each candidate is a plan's fast row with the named features added, and nothing else.
+    # Each variation is a fast row with one switch changed, and its name says which.
     fast = dict((model, setting) for model, setting in without if setting.compile_mode)
-    for model, setting in candidates:
-        assert setting.space_to_depth == ("space-to-depth" in setting.name)
-        assert setting.cuda_graph == ("CUDA graph" in setting.name)
-        assert setting.space_to_depth or setting.cuda_graph
-        plain = replace(setting, name=fast[model].name, space_to_depth=False, cuda_graph=False)
-        if setting.compile_mode is None:  # the one graph row without compiling
-            plain = replace(plain, compile_mode="default")
-            assert "compile" not in setting.name
-        assert plain == fast[model]
-    assert {model for model, _ in candidates} == {"ours, paper", "ours, torchvision variant"}
+    changed = {}
+    for model, setting in variations:
+        differences = {f.name for f in fields(Setting)
+                       if getattr(setting, f.name) != getattr(fast[model], f.name)}
+        assert differences - {"name"} in ({"cuda_graph"}, {"space_to_depth"})
+        switch = (differences - {"name"}).pop()
+        assert ("CUDA graph" in setting.name) == setting.cuda_graph
+        assert ("space-to-depth" in setting.name) == setting.space_to_depth
+        changed.setdefault(switch, set()).add(model)
+    assert changed == {switch: {"ours, paper", "ours, torchvision variant"}
+                       for switch in ("cuda_graph", "space_to_depth")}
 
 
 def test_without_cuda_no_row_records_a_cuda_graph(bench):
@@ -74,12 +87,24 @@ def test_without_cuda_no_row_records_a_cuda_graph(bench):
     assert len(without) < len(with_cuda)
 
 
+def test_only_keeps_the_baseline_and_the_matching_rows(bench):
+    rows = bench._settings_to_run(True, ["default"], breakdown=True)
+    kept = bench._only(rows, ["CUDA graph", r"^ours, paper, no LRN: "])
+    assert kept[0] == rows[0]
+    assert _names(kept[1:]) == [
+        ("ours, torchvision variant", f"{bench.FAST_GRAPH.name} (default)"),
+        ("ours, paper", f"{bench.FAST_GRAPH.name} (default)"),
+        ("ours, paper, no LRN", f"{bench.FAST.name} (default)")]
+
+
 def test_without_compiling_no_row_compiles(bench):
     rows = bench._settings_to_run(False, ["default", "max-autotune"], breakdown=True)
     assert all(setting.compile_mode is None for _, setting in rows)
     assert not any("compile" in setting.name for _, setting in rows)
     assert len(rows) == len(bench.PLAN) + len(bench.BREAKDOWN)
-    assert sum(setting.space_to_depth for _, setting in rows) == 3  # kept without compiling
+    # The other switches stay as they were without compiling: only "+ compile" leaves the name.
+    assert [replace(s, name="", compile_mode=None) for _, s in rows] == \
+        [replace(s, name="", compile_mode=None) for _, s in bench.PLAN + bench.BREAKDOWN]
 
 
 def _count(model, kind):

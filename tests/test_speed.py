@@ -12,8 +12,8 @@ from torch.nn import functional as F
 
 from alexnet_book import AlexNet
 from alexnet_book.shapes import layer_table
-from alexnet_book.speed import (Setting, SpaceToDepthConv2d, measure_throughput, spec_peak_tflops,
-                                step_flops, with_space_to_depth_stem)
+from alexnet_book.space_to_depth import SpaceToDepthConv2d, with_space_to_depth_stem
+from alexnet_book.speed import Setting, measure_throughput, spec_peak_tflops, step_flops
 
 
 def tiny():

@@ -201,6 +201,23 @@ def test_bf16_and_channels_last_train_like_fp32_on_the_cpu():
     assert bf16[0].train_loss == pytest.approx(base[0].train_loss, rel=5e-2)
 
 
+def test_space_to_depth_trains_like_pytorchs_conv1():
+    from alexnet_book.space_to_depth import SpaceToDepthConv2d
+
+    data = separable(64, 1), separable(32, 2)
+    plain_net, stem_net = small_net(dropout=0), small_net(dropout=0)
+    plain = train(plain_net, *data, quick(epochs=2, device="cpu"))
+    stem = train(stem_net, *data, quick(epochs=2, device="cpu", space_to_depth=True))
+    assert isinstance(stem_net.conv1, SpaceToDepthConv2d)
+    assert not isinstance(plain_net.conv1, SpaceToDepthConv2d)
+    assert stem_net.state_dict().keys() == plain_net.state_dict().keys()
+    # The same function: the same training, up to float32 rounding.
+    assert [row.train_loss for row in stem] == pytest.approx([row.train_loss for row in plain],
+                                                             rel=1e-4)
+    for name, weight in stem_net.state_dict().items():
+        torch.testing.assert_close(weight, plain_net.state_dict()[name], rtol=1e-3, atol=1e-5)
+
+
 # --- history --------------------------------------------------------------------------------
 
 
@@ -488,14 +505,16 @@ def test_evaluate_has_no_top5_below_five_classes_and_refuses_an_empty_set():
 def test_cli_trains_the_default_dataset_and_writes_a_checkpoint(tmp_path, capsys):
     code = main(["train", "--data", "digits", "--width", "0.125", "--epochs", "1",
                  "--batch-size", "64", "--checkpoint-dir", str(tmp_path), "--no-progress",
-                 "--workers", "0", "--device", "cpu"])
+                 "--workers", "0", "--device", "cpu", "--space-to-depth"])
     out, err = capsys.readouterr()
     assert code == 0, err
     checkpoint = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert checkpoint["epoch"] == 1 and checkpoint["config"]["batch_size"] == 64
+    assert checkpoint["config"]["space_to_depth"] is True
     assert "val top-1" in out and str(tmp_path / CHECKPOINT_NAME) in out
 
-    # evaluate rebuilds the network from the file alone and agrees with the run's validation.
+    # evaluate rebuilds the network from the file alone (with PyTorch's conv1: the
+    # space-to-depth one keeps its parameters' names) and agrees with the run's validation.
     assert main(["evaluate", str(tmp_path / CHECKPOINT_NAME), "--device", "cpu",
                  "--workers", "0"]) == 0
     out = capsys.readouterr().out
