@@ -20,8 +20,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__)" \
   | tee -a "$out/devices.log"
 
-echo "== throughput: the candidates (whole-step CUDA graph, space-to-depth conv1), what LRN"
-echo "   and the groups cost, CUDA graphs by torch.compile, a profile of each fast row"
+echo "== throughput: every speed feature, with a whole-step CUDA graph and without"
+echo "   space-to-depth, what LRN and the groups cost, CUDA graphs by torch.compile, a profile"
 timeout 360 python3 benchmarks/train_throughput.py --json "$out/throughput.json" \
   --breakdown --compile-modes default reduce-overhead \
   --profile "$out/profile.txt" 2>&1 | grep -v pow_by_natural | tee "$out/bench.log"
@@ -30,9 +30,9 @@ echo "== device tests (CUDA outputs equal the CPU's, channels-last, bf16, compil
 timeout 110 python3 -m pytest -o addopts="" -p no:cacheprovider -q tests/test_devices.py \
   tests/test_two_gpu.py 2>&1 | tee "$out/tests.log"
 
-echo "== a training run with mixed precision and channels-last, and its evaluation"
+echo "== a training run with mixed precision, channels-last and space-to-depth, evaluated"
 timeout 40 python3 -m alexnet_book.cli train --data digits --width 0.125 --epochs 3 \
-  --batch-size 128 --init kaiming --amp --channels-last --no-progress \
+  --batch-size 128 --init kaiming --amp --channels-last --space-to-depth --no-progress \
   --checkpoint-dir "$out/run" 2>&1 | tee "$out/train.log"
 timeout 20 python3 -m alexnet_book.cli evaluate "$out/run/last.pt" 2>&1 | tee -a "$out/train.log"
 rm -rf "$out/run"

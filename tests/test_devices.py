@@ -85,7 +85,8 @@ def test_trainer_runs_with_every_speed_feature(tmp_path):
     model = AlexNet("paper", num_classes=10, in_channels=1, input_size=data.image_size,
                     width=1 / 8, init="kaiming")
     config = TrainConfig(epochs=2, batch_size=64, device=DEVICE.type, amp="auto",
-                         channels_last=True, compile=DEVICE.type == "cuda", progress=False,
+                         channels_last=True, compile=DEVICE.type == "cuda", space_to_depth=True,
+                         progress=False,
                          checkpoint_dir=tmp_path)
     history = train(model, data.train, data.val, config)
     assert len(history) == 2 and all(row.train_loss == row.train_loss for row in history)
