@@ -86,8 +86,7 @@ def test_trainer_runs_with_every_speed_feature(tmp_path):
                     width=1 / 8, init="kaiming")
     config = TrainConfig(epochs=2, batch_size=64, device=DEVICE.type, amp="auto",
                          channels_last=True, compile=DEVICE.type == "cuda", space_to_depth=True,
-                         progress=False,
-                         checkpoint_dir=tmp_path)
+                         progress=False, checkpoint_dir=tmp_path)
     history = train(model, data.train, data.val, config)
     assert len(history) == 2 and all(row.train_loss == row.train_loss for row in history)
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
