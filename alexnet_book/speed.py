@@ -4,7 +4,9 @@ A measurement times full training steps (forward, cross-entropy, backward, SGD w
 and weight decay 5e-4, as in the paper) on random images that already sit on the device, so it
 measures the network, not the data loader. ``Setting`` names the speed features to switch on:
 mixed precision (bf16 autocast, or fp16 with a gradient scaler where bf16 is missing, as the
-trainer chooses), channels-last memory, ``torch.compile`` and the fused SGD kernel.
+trainer chooses), channels-last memory, ``torch.compile``, the fused SGD kernel, conv1 computed
+by space-to-depth (``alexnet_book.space_to_depth``) and, on CUDA, the whole step replayed as
+one CUDA graph.
 
     from alexnet_book import AlexNet
     from alexnet_book.speed import Setting, measure_throughput

@@ -6,7 +6,7 @@
 # torchrun.log to OUT_DIR. Then copy the figures, the device and the date into
 # benchmarks/RESULTS.md.
 #
-# The open figures come first (throughput: the speed targets). Each part has its own
+# The figures come first (throughput: the training issue's speed targets). Each part has its own
 # time limit, so the whole run stays under 9.5 minutes and one slow part cannot starve the
 # others; the benchmark writes its JSON and profile after every row, so a part stopped by its
 # limit still leaves what it measured. The device tests cover the trainer with compile, so the
