@@ -133,6 +133,9 @@ def test_the_space_to_depth_stem_shares_the_networks_parameters(make):
     stem = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert isinstance(stem, SpaceToDepthConv2d)
     assert stem.weight is first_conv.weight and stem.bias is first_conv.bias
+    with_space_to_depth_stem(model)  # a second time: conv1 stays, conv2 is not touched
+    assert next(m for m in model.modules() if isinstance(m, nn.Conv2d)) is stem
+    assert sum(isinstance(m, SpaceToDepthConv2d) for m in model.modules()) == 1
     # The same names and shapes: checkpoints and optimizers work with either.
     assert {k: v.shape for k, v in model.state_dict().items()} == \
         {k: v.shape for k, v in state.items()}
