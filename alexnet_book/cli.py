@@ -198,6 +198,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_device_options(parser) -> None:
+    """--device and --amp, the same for train and evaluate."""
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--amp", nargs="?", const="auto", default="auto",
+                        choices=["auto", "bf16", "fp16", "off"],
+                        help="mixed precision (default auto: bf16 on recent GPUs, off on CPU)")
+
+
 def _add_evaluate_command(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="top-1 and top-5 error of a trained checkpoint, as the paper tested",
@@ -215,11 +224,7 @@ def _add_evaluate_command(commands) -> None:
                                "images, softmax averaged (photographs only)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=128,
                           help="images per batch (ten crops each with --ten-crop)")
-    evaluate.add_argument("--device", default="auto",
-                          help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    evaluate.add_argument("--amp", nargs="?", const="auto", default="auto",
-                          choices=["auto", "bf16", "fp16", "off"],
-                          help="mixed precision (default auto: bf16 on recent GPUs, off on CPU)")
+    _add_device_options(evaluate)
     evaluate.add_argument("--workers", type=_whole, default=None,
                           help="DataLoader worker processes (default: chosen for this machine)")
     evaluate.set_defaults(run=_evaluate)
@@ -286,11 +291,7 @@ def _add_train_command(commands) -> None:
                         help="linear warm-up epochs (not in the paper; default 0)")
     recipe.add_argument("--seed", type=_whole, default=0)
     speed = train.add_argument_group("speed")
-    speed.add_argument("--device", default="auto",
-                       help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    speed.add_argument("--amp", nargs="?", const="auto", default="auto",
-                       choices=["auto", "bf16", "fp16", "off"],
-                       help="mixed precision (default auto: bf16 on recent GPUs, off on CPU)")
+    _add_device_options(speed)
     speed.add_argument("--compile", action="store_true", help="torch.compile the network")
     speed.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
     speed.add_argument("--space-to-depth", action="store_true",
